@@ -1,0 +1,43 @@
+# kd-notebooks: every command creates the virtual environment if it is missing.
+#   make lab        open the series in JupyterLab
+#   make test       run the whole test suite (unit tests + every notebook in fast mode)
+#   make notebooks  (maintainers) execute every notebook at full length, saving the outputs
+#   make bench      speed benchmark (bench/README.md)
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+# The torch/torchvision builds known to work together here (on this workplace's disk).
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+# Real MNIST/CIFAR-10 next to the checkout, when there; otherwise kdlib's default cache.
+ifneq ($(wildcard ../shared/data/mnist-train.npz),)
+export KDLIB_DATA ?= $(abspath ../shared/data)
+endif
+
+STAMP := $(VENV)/.installed
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "Installing into $(VENV) (first time: a few minutes)..."
+	@set -o pipefail; $(PY) -m pip install -q --disable-pip-version-check $(TORCH_PINS) -e '.[dev]' 2>&1 \
+	  | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+	@$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@touch $@
+
+.PHONY: venv lab test notebooks bench clean-venv
+venv: $(STAMP)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+test: $(STAMP)
+	KDLIB_FAST=1 $(VENV)/bin/pytest --nbval-lax --nbval-current-env tests notebooks $(PYTEST_ARGS)
+
+notebooks: $(STAMP)
+	$(PY) scripts/run_notebooks.py $(NB)
+
+bench: $(STAMP)
+	$(PY) bench/bench.py $(BENCH_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

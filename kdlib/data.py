@@ -1,0 +1,210 @@
+"""Datasets as whole tensors: load, split, normalise, and slice into batches.
+
+On disk every dataset is one file ``<data dir>/<name>-<split>.npz`` with two arrays,
+``images`` (uint8, N x 28 x 28 or N x 32 x 32 x 3) and ``labels`` (int64, 0..9).
+The data dir is ``$KDLIB_DATA`` (see :mod:`kdlib.config`). A missing file is built once
+from torchvision's downloaders; offline, the error says which file is missing and how to get it.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import config
+
+NAMES = ("mnist", "cifar10", "svhn")
+SPLITS = ("train", "test")
+IMAGE_SHAPE = {"mnist": (28, 28), "cifar10": (32, 32, 3), "svhn": (32, 32, 3)}
+NUM_CLASSES = 10
+
+# Per-channel mean and std of the training images after /255.
+MEAN = {"mnist": (0.1307,), "cifar10": (0.4914, 0.4822, 0.4465), "svhn": (0.4377, 0.4438, 0.4728)}
+STD = {"mnist": (0.3081,), "cifar10": (0.2470, 0.2435, 0.2616), "svhn": (0.1980, 0.2010, 0.1970)}
+
+CLASSES = {
+    "mnist": tuple(str(d) for d in range(10)),
+    "svhn": tuple(str(d) for d in range(10)),
+    "cifar10": ("airplane", "automobile", "bird", "cat", "deer",
+                "dog", "frog", "horse", "ship", "truck"),
+}
+
+
+class DatasetError(ValueError):
+    """A dataset file exists but does not hold what it should."""
+
+
+def _check_name_split(name: str, split: str) -> None:
+    if name not in NAMES:
+        raise ValueError(f"name must be one of {NAMES}, got {name!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+
+
+def path_of(name: str, split: str) -> Path:
+    """Where ``load(name, split)`` looks: ``<data dir>/<name>-<split>.npz``."""
+    _check_name_split(name, split)
+    return config.data_dir() / f"{name}-{split}.npz"
+
+
+def validate(images: np.ndarray, labels: np.ndarray, name: str, where: str = "") -> None:
+    """Raise :class:`DatasetError` unless the arrays are a well-formed ``name`` dataset."""
+    at = f" in {where}" if where else ""
+    if images.dtype != np.uint8:
+        raise DatasetError(f"images{at} must be uint8, got {images.dtype}")
+    if images.ndim < 1 or images.shape[1:] != IMAGE_SHAPE[name]:
+        raise DatasetError(f"images{at} must have shape N x {' x '.join(map(str, IMAGE_SHAPE[name]))}"
+                           f" for {name}, got {images.shape}")
+    if labels.dtype != np.int64 or labels.ndim != 1:
+        raise DatasetError(f"labels{at} must be a 1-D int64 array, got {labels.dtype} {labels.shape}")
+    if len(labels) != len(images):
+        raise DatasetError(f"{where or 'dataset'} has {len(images)} images but {len(labels)} labels")
+    if len(labels) == 0:
+        raise DatasetError(f"{where or 'dataset'} is empty")
+    if labels.min() < 0 or labels.max() >= NUM_CLASSES:
+        raise DatasetError(f"labels{at} must lie in [0, {NUM_CLASSES}), "
+                           f"got [{labels.min()}, {labels.max()}]")
+
+
+def save_npz(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    """Write a dataset file atomically (temporary file, then ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, images=images, labels=labels)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_npz(path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = {"images", "labels"} - set(f.files)
+            if missing:
+                raise DatasetError(f"{path} lacks the array(s) {sorted(missing)}; "
+                                   f"it must hold 'images' and 'labels'")
+            images, labels = f["images"], f["labels"]
+    except DatasetError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise DatasetError(f"{path} is not a readable .npz dataset file ({type(e).__name__}: {e}). "
+                           f"Delete it and run again to rebuild it, or copy a good one.") from e
+    validate(images, labels, name, str(path))
+    return images, labels
+
+
+def _from_torchvision(name: str, split: str, root: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Download with torchvision and return (images, labels) in our layout."""
+    import torchvision.datasets as tvd
+
+    train = split == "train"
+    if name == "mnist":
+        ds = tvd.MNIST(root, train=train, download=True)
+        return ds.data.numpy().astype(np.uint8), ds.targets.numpy().astype(np.int64)
+    if name == "cifar10":
+        ds = tvd.CIFAR10(root, train=train, download=True)
+        return np.asarray(ds.data, dtype=np.uint8), np.asarray(ds.targets, dtype=np.int64)
+    ds = tvd.SVHN(root, split=split, download=True)
+    return svhn_arrays(ds.data, ds.labels)
+
+
+def svhn_arrays(data: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """torchvision's SVHN arrays (N x 3 x 32 x 32, labels 0..9) to ours (N x 32 x 32 x 3).
+
+    torchvision already maps the .mat files' label 10 to digit 0; a stray 10 is mapped here too.
+    """
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1).copy()
+    labels[labels == 10] = 0
+    return np.ascontiguousarray(np.transpose(data, (0, 2, 3, 1)), dtype=np.uint8), labels
+
+
+_HOW_TO = ("Either connect to the internet and call kdlib.data.load again (it downloads with "
+           "torchvision), or copy the file there, or point KDLIB_DATA at a folder that holds it "
+           "(in this project: KDLIB_DATA=../shared/data).")
+
+
+def load(name: str, split: str, download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return ``(images, labels)``: a uint8 tensor (N x 28 x 28 or N x 32 x 32 x 3) and an int64 tensor.
+
+    ``name`` is one of ``"mnist"``, ``"cifar10"``, ``"svhn"``; ``split`` is ``"train"`` or ``"test"``.
+    """
+    path = path_of(name, split)
+    if not path.exists():
+        if not download:
+            raise FileNotFoundError(f"Missing dataset file {path.name} ({name} {split}) in "
+                                    f"{path.parent}. {_HOW_TO}")
+        try:
+            images, labels = _from_torchvision(name, split, path.parent / "torchvision")
+        except Exception as e:  # offline, or a broken download
+            raise FileNotFoundError(
+                f"Missing dataset file {path.name} ({name} {split}) in {path.parent}, and "
+                f"torchvision could not download {name} ({type(e).__name__}: {e}). {_HOW_TO}") from e
+        validate(images, labels, name, f"torchvision's {name} {split}")
+        save_npz(path, images, labels)
+    images, labels = _read_npz(path, name)
+    return torch.from_numpy(images), torch.from_numpy(labels)
+
+
+def train_val_split(n: int, n_val: int, seed: int = 42) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of a deterministic train/validation split of ``n`` items.
+
+    The same permutation as ``torch.utils.data.random_split(range(n), [n - n_val, n_val],
+    generator=torch.Generator().manual_seed(seed))``: with MNIST's 60,000 images, ``n_val=12000``
+    and seed 42 this is the seed experiment's 48,000 / 12,000 split.
+    """
+    if not 0 < n_val < n:
+        raise ValueError(f"n_val must lie in (0, {n}), got {n_val}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[: n - n_val], perm[n - n_val:]
+
+
+def to_float(images: torch.Tensor, name: str) -> torch.Tensor:
+    """uint8 images to normalised float32, N x C x H x W: ``(x / 255 - mean) / std``."""
+    if name not in NAMES:
+        raise ValueError(f"name must be one of {NAMES}, got {name!r}")
+    x = images.float().div_(255)
+    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+    mean = torch.tensor(MEAN[name]).view(1, -1, 1, 1)
+    std = torch.tensor(STD[name]).view(1, -1, 1, 1)
+    return ((x - mean) / std).contiguous()
+
+
+def load_split(name: str, n_val: int, seed: int = 42, subset: int | None = None):
+    """Normalised float tensors for training: a dict with ``train``, ``val`` and ``test``,
+    each an ``(x, y)`` pair. ``subset`` keeps the first ``subset`` items of each part (fast mode).
+    """
+    images, labels = load(name, "train")
+    tr, va = train_val_split(len(labels), n_val, seed)
+    test_images, test_labels = load(name, "test")
+    x, xt = to_float(images, name), to_float(test_images, name)
+    parts = {"train": (x[tr], labels[tr]), "val": (x[va], labels[va]), "test": (xt, test_labels)}
+    if subset is not None:
+        parts = {k: (a[:subset], b[:subset]) for k, (a, b) in parts.items()}
+    return parts
+
+
+def batches(*tensors: torch.Tensor, batch_size: int, shuffle: bool = False,
+            generator: torch.Generator | None = None):
+    """Yield tuples of aligned slices of ``tensors``, ``batch_size`` rows at a time.
+
+    With ``shuffle`` the rows are permuted once per call with ``generator`` (reproducible);
+    the last partial batch is kept.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    n = len(tensors[0])
+    if any(len(t) != n for t in tensors):
+        raise ValueError(f"tensors must have the same length, got {[len(t) for t in tensors]}")
+    if shuffle:
+        perm = torch.randperm(n, generator=generator)
+        tensors = tuple(t[perm] for t in tensors)
+    for start in range(0, n, batch_size):
+        yield tuple(t[start:start + batch_size] for t in tensors)

@@ -1,0 +1,105 @@
+"""Distillation losses, each a few lines over ``log_softmax``.
+
+Notation (Hinton, Vinyals & Dean 2015): z = student logits, v = teacher logits, both N x C;
+T = temperature; q = softmax(z/T) the student's soft output; p = softmax(v/T) the soft targets.
+
+Convention: ``alpha`` weights the SOFT term, as in Hinton et al. and the seed experiment
+(torchdistill and the Keras example use the opposite: their alpha weights the hard term).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def _check_T(T) -> None:
+    if not (isinstance(T, (int, float)) and math.isfinite(T) and T > 0):
+        raise ValueError(f"T must be a finite number > 0, got {T!r}")
+
+
+def _check_logits(name: str, x: torch.Tensor) -> None:
+    if not isinstance(x, torch.Tensor) or x.ndim != 2 or not x.is_floating_point():
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a float tensor of shape N x C, got {shape}")
+
+
+def _check_pair(z: torch.Tensor, v: torch.Tensor, names=("student_logits", "teacher_logits")):
+    _check_logits(names[0], z)
+    _check_logits(names[1], v)
+    if z.shape != v.shape:
+        raise ValueError(f"{names[0]} and {names[1]} must have the same shape N x C, "
+                         f"got {tuple(z.shape)} and {tuple(v.shape)}")
+
+
+def softmax_t(logits: torch.Tensor, T: float) -> torch.Tensor:
+    """Softmax with temperature over the class dimension: q_i = exp(z_i/T) / sum_j exp(z_j/T)
+    (Hinton et al. 2015, eq. 1). T -> 0 gives the arg-max one-hot, T -> inf gives 1/C."""
+    _check_T(T)
+    if not isinstance(logits, torch.Tensor) or logits.ndim < 1 or not logits.is_floating_point():
+        raise ValueError("logits must be a float tensor with the classes in the last dimension")
+    return torch.softmax(logits / T, dim=-1)
+
+
+def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                     T: float) -> torch.Tensor:
+    """T^2 * KL(p || q), summed over classes and averaged over the batch ('batchmean').
+
+    Its gradient is T * (q - p) / N per logit: Hinton eq. 2, dC/dz_i = (q_i - p_i) / T, times T^2
+    so that the soft term keeps its size as T changes (Hinton section 2).
+    """
+    _check_T(T)
+    _check_pair(student_logits, teacher_logits)
+    log_q = F.log_softmax(student_logits / T, dim=1)
+    log_p = F.log_softmax(teacher_logits / T, dim=1)
+    return F.kl_div(log_q, log_p, reduction="batchmean", log_target=True) * T * T
+
+
+def _check_labels(labels: torch.Tensor, n: int, c: int) -> None:
+    if (not isinstance(labels, torch.Tensor) or labels.dtype not in (torch.int64, torch.int32)
+            or labels.shape != (n,)):
+        got = (labels.dtype, tuple(labels.shape)) if isinstance(labels, torch.Tensor) else labels
+        raise ValueError(f"labels must be an integer tensor of shape ({n},), got {got}")
+    if n and (labels.min() < 0 or labels.max() >= c):
+        raise ValueError(f"labels must lie in [0, {c}), got [{labels.min()}, {labels.max()}]")
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                      labels: torch.Tensor, T: float, alpha: float) -> torch.Tensor:
+    """alpha * soft_target_loss(z, v, T) + (1 - alpha) * cross_entropy(z, y).
+
+    alpha weights the SOFT term (Hinton et al. 2015, section 2; seed experiment: T=2, alpha=0.8).
+    alpha=1 is pure distillation, alpha=0 plain training on the labels.
+    """
+    if not (isinstance(alpha, (int, float)) and 0 <= alpha <= 1):
+        raise ValueError(f"alpha must lie in [0, 1], got {alpha!r}")
+    _check_pair(student_logits, teacher_logits)
+    _check_labels(labels, *student_logits.shape)
+    soft = soft_target_loss(student_logits, teacher_logits, T)
+    hard = F.cross_entropy(student_logits, labels)
+    return alpha * soft + (1 - alpha) * hard
+
+
+def logit_regression_loss(student_logits: torch.Tensor, target_logits: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of 1/2 ||z - v||^2 (Sau & Balasubramanian 2016, eq. 1)."""
+    _check_pair(student_logits, target_logits, ("student_logits", "target_logits"))
+    return 0.5 * (student_logits - target_logits).pow(2).sum(dim=1).mean()
+
+
+def perturb_logits(logits: torch.Tensor, sigma: float, fraction: float,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Noisy teacher (Sau & Balasubramanian 2016, eq. 2): each row is chosen with probability
+    ``fraction``; a chosen row becomes z * (1 + xi) with xi ~ N(0, sigma^2) drawn per logit;
+    the other rows are returned unchanged. Pass a seeded ``generator`` to repeat the noise.
+    """
+    _check_logits("logits", logits)
+    if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma >= 0):
+        raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
+    if not (isinstance(fraction, (int, float)) and 0 <= fraction <= 1):
+        raise ValueError(f"fraction must lie in [0, 1], got {fraction!r}")
+    n, c = logits.shape
+    chosen = torch.rand(n, generator=generator) < fraction
+    xi = torch.randn(n, c, generator=generator, dtype=logits.dtype) * sigma
+    chosen, xi = chosen.to(logits.device), xi.to(logits.device)
+    return torch.where(chosen[:, None], logits * (1 + xi), logits)

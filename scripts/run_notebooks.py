@@ -1,0 +1,56 @@
+"""Execute notebooks at full length and save their outputs in place (for maintainers).
+
+    python scripts/run_notebooks.py [notebooks/02_teacher.ipynb ...]   (default: all, in order)
+
+Each .py (jupytext) source is synced into its .ipynb first; the wall time of each run is
+recorded in bench/notebook_times.json (read by bench/bench.py). Set KDLIB_FAST=1 to time fast mode.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMES = ROOT / "bench" / "notebook_times.json"
+
+
+def run(path: Path, fast: bool) -> float:
+    subprocess.run([sys.executable, "-m", "jupytext", "--sync", "--quiet", str(path)], check=True)
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=None, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - start
+    if not fast:  # only full-length outputs are committed
+        nbformat.write(nb, path)
+        subprocess.run([sys.executable, "-m", "jupytext", "--sync", "--quiet", str(path)], check=True)
+    return seconds
+
+
+def main(argv: list[str]) -> None:
+    fast = os.environ.get("KDLIB_FAST", "") not in ("", "0")
+    paths = [Path(a).resolve() for a in argv] or sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+    times = json.loads(TIMES.read_text()) if TIMES.exists() else {}
+    mode = "fast" if fast else "full"
+    for path in paths:
+        print(f"running {path.name} ({mode} mode)...", flush=True)
+        seconds = run(path, fast)
+        print(f"  {seconds:.0f} s", flush=True)
+        times.setdefault(path.name, {})[mode] = {
+            "seconds": round(seconds, 1), "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(),
+            "date": time.strftime("%Y-%m-%d")}
+        TIMES.parent.mkdir(exist_ok=True)
+        TIMES.write_text(json.dumps(times, indent=1, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
