@@ -1,0 +1,150 @@
+import numpy as np
+import pytest
+import scipy.io
+import torch
+import torchvision
+
+from kdlib import data
+
+
+def test_real_mnist_counts(real_data):
+    images, labels = data.load("mnist", "train")
+    assert images.shape == (60000, 28, 28) and images.dtype == torch.uint8
+    assert labels.dtype == torch.int64
+    assert torch.bincount(labels).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+
+
+def test_real_cifar10_test(real_data):
+    images, labels = data.load("cifar10", "test")
+    assert images.shape == (10000, 32, 32, 3) and images.dtype == torch.uint8
+    assert torch.bincount(labels).tolist() == [1000] * 10
+
+
+def test_missing_file_offline_names_the_file(empty_data, offline):
+    with pytest.raises(FileNotFoundError) as e:
+        data.load("mnist", "train")
+    msg = str(e.value)
+    assert "mnist-train.npz" in msg and "KDLIB_DATA" in msg and "mnist" in msg
+    assert not (empty_data / "mnist-train.npz").exists()
+
+
+def test_missing_file_without_download(empty_data):
+    with pytest.raises(FileNotFoundError, match="cifar10-test.npz"):
+        data.load("cifar10", "test", download=False)
+
+
+def test_bad_name_and_split():
+    with pytest.raises(ValueError, match="name"):
+        data.load("fashion", "train")
+    with pytest.raises(ValueError, match="split"):
+        data.load("mnist", "val")
+
+
+def _write(path, images, labels):
+    np.savez_compressed(path, images=images, labels=labels)
+
+
+def test_truncated_file(empty_data):
+    good = empty_data / "good.npz"
+    _write(good, np.zeros((10, 28, 28), np.uint8), np.arange(10, dtype=np.int64))
+    raw = good.read_bytes()
+    (empty_data / "mnist-test.npz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(data.DatasetError, match="mnist-test.npz"):
+        data.load("mnist", "test")
+
+
+@pytest.mark.parametrize("images, labels, match", [
+    (np.zeros((10, 28, 28), np.float32), np.zeros(10, np.int64), "uint8"),
+    (np.zeros((10, 32, 32), np.uint8), np.zeros(10, np.int64), "shape"),
+    (np.zeros((10, 28, 28), np.uint8), np.zeros(9, np.int64), "10 images but 9 labels"),
+    (np.zeros((10, 28, 28), np.uint8), np.full(10, 10, np.int64), r"\[0, 10\)"),
+    (np.zeros((10, 28, 28), np.uint8), np.zeros(10, np.int32), "int64"),
+])
+def test_wrong_content_is_rejected(empty_data, images, labels, match):
+    _write(empty_data / "mnist-train.npz", images, labels)
+    with pytest.raises(data.DatasetError, match=match):
+        data.load("mnist", "train")
+
+
+def test_missing_array(empty_data):
+    np.savez_compressed(empty_data / "mnist-train.npz", images=np.zeros((3, 28, 28), np.uint8))
+    with pytest.raises(data.DatasetError, match="labels"):
+        data.load("mnist", "train")
+
+
+def test_svhn_mat_conversion(empty_data, monkeypatch):
+    """torchvision's SVHN reads a .mat file (X: 32x32x3xN, y: Nx1 with 10 meaning digit 0)."""
+    rng = np.random.default_rng(0)
+    n = 7
+    X = rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8)
+    y = np.array([[10], [1], [2], [10], [9], [5], [3]], dtype=np.uint8)
+    root = empty_data / "torchvision"
+    root.mkdir()
+    scipy.io.savemat(root / "test_32x32.mat", {"X": X, "y": y})
+    # The file is ours, not the real one: skip torchvision's MD5 check and download.
+    monkeypatch.setattr(torchvision.datasets.SVHN, "_check_integrity", lambda self: True)
+    monkeypatch.setattr(torchvision.datasets.SVHN, "download", lambda self: None)
+    images, labels = data.load("svhn", "test")
+    assert images.shape == (n, 32, 32, 3) and images.dtype == torch.uint8
+    assert labels.tolist() == [0, 1, 2, 0, 9, 5, 3]
+    assert torch.equal(images[4], torch.from_numpy(X[:, :, :, 4]))
+    assert (empty_data / "svhn-test.npz").exists()
+    # Second load reads the npz, not the .mat.
+    (root / "test_32x32.mat").unlink()
+    assert torch.equal(data.load("svhn", "test")[1], labels)
+
+
+def test_split_is_deterministic_and_matches_random_split():
+    tr, va = data.train_val_split(60000, 12000, seed=42)
+    assert len(tr) == 48000 and len(va) == 12000
+    assert len(torch.unique(torch.cat([tr, va]))) == 60000
+    tr2, va2 = data.train_val_split(60000, 12000, seed=42)
+    assert torch.equal(tr, tr2) and torch.equal(va, va2)
+    a, b = torch.utils.data.random_split(range(60000), [48000, 12000],
+                                         generator=torch.Generator().manual_seed(42))
+    assert tr.tolist() == list(a.indices) and va.tolist() == list(b.indices)
+    assert not torch.equal(data.train_val_split(60000, 12000, seed=1)[1], va)
+
+
+def test_split_bad_size():
+    with pytest.raises(ValueError, match="n_val"):
+        data.train_val_split(10, 10)
+
+
+def test_to_float_normalises_with_the_constants():
+    x = torch.full((2, 28, 28), 255, dtype=torch.uint8)
+    out = data.to_float(x, "mnist")
+    assert out.shape == (2, 1, 28, 28)
+    assert torch.allclose(out, torch.tensor((1 - 0.1307) / 0.3081))
+    c = torch.zeros((1, 32, 32, 3), dtype=torch.uint8)
+    c[..., 2] = 255
+    out = data.to_float(c, "cifar10")
+    assert out.shape == (1, 3, 32, 32)
+    assert torch.allclose(out[0, :, 0, 0], torch.tensor(
+        [-0.4914 / 0.2470, -0.4822 / 0.2435, (1 - 0.4465) / 0.2616]))
+
+
+def test_real_data_normalised_mean_std(real_data):
+    x = data.to_float(data.load("mnist", "train")[0], "mnist")
+    assert abs(x.mean().item()) < 1e-3 and abs(x.std().item() - 1) < 1e-3
+
+
+def test_batches_cover_everything_and_keep_last_partial():
+    x, y = torch.arange(10).float(), torch.arange(10)
+    bs = list(data.batches(x, y, batch_size=4))
+    assert [len(b[1]) for b in bs] == [4, 4, 2]
+    assert torch.equal(torch.cat([b[1] for b in bs]), y)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    s1 = torch.cat([b[1] for b in data.batches(x, y, batch_size=4, shuffle=True, generator=g1)])
+    s2 = torch.cat([b[1] for b in data.batches(x, y, batch_size=4, shuffle=True, generator=g2)])
+    assert torch.equal(s1, s2) and not torch.equal(s1, y)
+    assert sorted(s1.tolist()) == list(range(10))
+    for xb, yb in data.batches(x, y, batch_size=3, shuffle=True, generator=g1):
+        assert torch.equal(xb.long(), yb)  # rows stay aligned
+
+
+def test_batches_bad_input():
+    with pytest.raises(ValueError, match="batch_size"):
+        list(data.batches(torch.zeros(3), batch_size=0))
+    with pytest.raises(ValueError, match="same length"):
+        list(data.batches(torch.zeros(3), torch.zeros(4), batch_size=2))
