@@ -128,3 +128,17 @@ def test_fast_mode_switch(monkeypatch):
     monkeypatch.setenv("KDLIB_FAST", "maybe")
     with pytest.raises(ValueError, match="KDLIB_FAST"):
         kdlib.fast_mode()
+
+
+def test_teacher_recipe_is_reproducible(real_data, tmp_path, monkeypatch):
+    """Same settings, same teacher, whatever the global RNG did before (fast mode: 6,000 images)."""
+    monkeypatch.setenv("KDLIB_FAST", "1")
+    weights = []
+    for i, noise in enumerate((1, 2)):
+        monkeypatch.setenv("KDLIB_CHECKPOINTS", str(tmp_path / str(i)))
+        torch.manual_seed(noise)
+        torch.randn(10)
+        model, info = kdlib.recipes.get_teacher(progress=False)
+        assert not info["loaded"] and info["test_acc"] > 0.8
+        weights.append(torch.cat([p.flatten() for p in model.parameters()]))
+    assert torch.equal(weights[0], weights[1])
