@@ -61,8 +61,9 @@ def _check_labels(labels: torch.Tensor, n: int, c: int) -> None:
             or labels.shape != (n,)):
         got = (labels.dtype, tuple(labels.shape)) if isinstance(labels, torch.Tensor) else labels
         raise ValueError(f"labels must be an integer tensor of shape ({n},), got {got}")
-    if n and (labels.min() < 0 or labels.max() >= c):
-        raise ValueError(f"labels must lie in [0, {c}), got [{labels.min()}, {labels.max()}]")
+    lo, hi = torch.aminmax(labels) if n else (0, 0)
+    if lo < 0 or hi >= c:
+        raise ValueError(f"labels must lie in [0, {c}), got [{int(lo)}, {int(hi)}]")
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
