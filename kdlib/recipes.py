@@ -116,7 +116,7 @@ def mnist_full(subset: int | None = None) -> dict:
 def blog_teacher_settings() -> dict:
     """The blog's recipe: Adam lr 1e-4, batch 32, 5 epochs on all 60,000 training images."""
     return dict(model="BlogTeacherNet", data="mnist-60k", optimizer="Adam", lr=1e-4, batch_size=32,
-                epochs=config.pick(5, 1), subset=config.pick(None, 6000), seed=1, bf16=use_bf16(),
+                epochs=config.pick(5, 1), subset=config.pick(None, 2000), seed=1, bf16=use_bf16(),
                 channels_last=True)
 
 
