@@ -78,7 +78,7 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     _check_pair(student_logits, teacher_logits)
     _check_labels(labels, *student_logits.shape)
     soft = soft_target_loss(student_logits, teacher_logits, T)
-    hard = F.cross_entropy(student_logits, labels)
+    hard = F.cross_entropy(student_logits, labels.long())  # cross_entropy rejects int32
     return alpha * soft + (1 - alpha) * hard
 
 

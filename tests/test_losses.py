@@ -1,0 +1,299 @@
+"""Tests of kdlib.losses: gradients, the Hinton eq. 2 derivation, reference implementations,
+extreme inputs, the noisy teacher and every argument check."""
+import math
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.autograd import gradcheck
+
+from kdlib import losses
+
+N, C = 6, 10
+
+
+def _logits(seed, n=N, c=C, scale=3.0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, c, generator=g, dtype=dtype) * scale
+
+
+def _labels(seed, n=N, c=C):
+    return torch.randint(0, c, (n,), generator=torch.Generator().manual_seed(seed))
+
+
+# ---- gradcheck (float64) --------------------------------------------------------------------
+
+@pytest.mark.parametrize("T", [0.5, 1.0, 4.0])
+def test_gradcheck_softmax_t(T):
+    z = _logits(0).requires_grad_()
+    assert gradcheck(lambda z: losses.softmax_t(z, T), (z,))
+
+
+@pytest.mark.parametrize("T", [0.5, 2.0, 20.0])
+def test_gradcheck_soft_target_loss(T):
+    z, v = _logits(0).requires_grad_(), _logits(1).requires_grad_()
+    assert gradcheck(lambda z, v: losses.soft_target_loss(z, v, T), (z, v))
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
+def test_gradcheck_distillation_loss(alpha):
+    z, v, y = _logits(0).requires_grad_(), _logits(1).requires_grad_(), _labels(2)
+    assert gradcheck(lambda z, v: losses.distillation_loss(z, v, y, 2.0, alpha), (z, v))
+
+
+def test_gradcheck_logit_regression_loss():
+    z, v = _logits(0).requires_grad_(), _logits(1).requires_grad_()
+    assert gradcheck(losses.logit_regression_loss, (z, v))
+
+
+# ---- values ---------------------------------------------------------------------------------
+
+def test_softmax_t_limits_and_rows():
+    z = _logits(0)
+    q = losses.softmax_t(z, 2.0)
+    assert torch.allclose(q.sum(1), torch.ones(N, dtype=z.dtype))
+    assert torch.allclose(q, torch.exp(z / 2) / torch.exp(z / 2).sum(1, keepdim=True))
+    assert torch.allclose(losses.softmax_t(z, 1e-3), F.one_hot(z.argmax(1), C).to(z.dtype))
+    assert torch.allclose(losses.softmax_t(z, 1e6), torch.full_like(z, 1 / C), atol=1e-5)
+
+
+@pytest.mark.parametrize("T", [0.1, 1.0, 3.0, 50.0])
+def test_soft_target_loss_zero_iff_equal(T):
+    z, v = _logits(0), _logits(1)
+    assert losses.soft_target_loss(z, z.clone(), T).abs().item() < 1e-12
+    # Adding a constant per row does not change the softmax, hence no loss.
+    assert losses.soft_target_loss(z, z + 7.0, T).abs().item() < 1e-10
+    assert losses.soft_target_loss(z, v, T).item() > 0
+
+
+@pytest.mark.parametrize("T", [1.0, 2.0, 5.0])
+def test_soft_target_loss_matches_kldivloss_batchmean(T):
+    z, v = _logits(0), _logits(1)
+    ref = torch.nn.KLDivLoss(reduction="batchmean")(F.log_softmax(z / T, dim=1),
+                                                   F.softmax(v / T, dim=1)) * T ** 2
+    # and against the definition sum_i p_i (log p_i - log q_i), averaged over rows
+    p, q = torch.softmax(v / T, 1), torch.softmax(z / T, 1)
+    by_hand = (p * (p.log() - q.log())).sum(1).mean() * T ** 2
+    got = losses.soft_target_loss(z, v, T)
+    assert torch.allclose(got, ref, rtol=1e-10) and torch.allclose(got, by_hand, rtol=1e-10)
+    # 'mean' would be C times smaller: the test tells the two reductions apart
+    with warnings.catch_warnings():  # PyTorch warns that 'mean' is not the KL definition
+        warnings.simplefilter("ignore", UserWarning)
+        mean = torch.nn.KLDivLoss(reduction="mean")(F.log_softmax(z / T, dim=1),
+                                                   F.softmax(v / T, dim=1)) * T ** 2
+    assert not torch.allclose(got, mean) and torch.allclose(got, mean * C)
+
+
+@pytest.mark.parametrize("T", [0.5, 1.0, 2.0, 8.0])
+def test_soft_gradient_is_hinton_eq2(T):
+    """d(soft / T^2)/dz = (q - p) / (N T): Hinton eq. 2, batch-averaged."""
+    z, v = _logits(0).requires_grad_(), _logits(1)
+    (losses.soft_target_loss(z, v, T) / T ** 2).backward()
+    q, p = torch.softmax(z.detach() / T, 1), torch.softmax(v / T, 1)
+    expected = (q - p) / (N * T)
+    assert torch.allclose(z.grad, expected, rtol=1e-10, atol=1e-14)
+    # With the T^2 factor the gradient is T (q - p) / N.
+    z.grad = None
+    losses.soft_target_loss(z, v, T).backward()
+    assert torch.allclose(z.grad, T * (q - p) / N, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.25, 0.8, 1.0])
+@pytest.mark.parametrize("T", [1.0, 2.0, 4.0])
+def test_distillation_loss_is_weighted_sum(alpha, T):
+    z, v, y = _logits(0), _logits(1), _labels(2)
+    p = torch.softmax(v / T, 1)
+    log_q = torch.log_softmax(z / T, 1)
+    soft = T * T * (p * (p.log() - log_q)).sum(1).mean()
+    log_probs = torch.log_softmax(z, 1)
+    ce = -log_probs[torch.arange(N), y].mean()
+    expected = alpha * soft + (1 - alpha) * ce
+    assert torch.allclose(losses.distillation_loss(z, v, y, T, alpha), expected, rtol=1e-10)
+
+
+def test_distillation_loss_alpha_weights_the_soft_term():
+    z, v, y = _logits(0), _logits(1), _labels(2)
+    assert torch.allclose(losses.distillation_loss(z, v, y, 2.0, 1.0), losses.soft_target_loss(z, v, 2.0))
+    assert torch.allclose(losses.distillation_loss(z, v, y, 2.0, 0.0), F.cross_entropy(z, y))
+
+
+def test_distillation_loss_accepts_int32_labels():
+    z, v, y = _logits(0), _logits(1), _labels(2)
+    assert torch.allclose(losses.distillation_loss(z, v, y.int(), 2.0, 0.5),
+                          losses.distillation_loss(z, v, y, 2.0, 0.5))
+
+
+def test_logit_regression_loss_formula():
+    z, v = _logits(0), _logits(1)
+    expected = sum(0.5 * sum((z[i, j] - v[i, j]) ** 2 for j in range(C)) for i in range(N)) / N
+    assert torch.allclose(losses.logit_regression_loss(z, v), expected, rtol=1e-12)
+    assert losses.logit_regression_loss(z, z.clone()).item() == 0
+    z = z.clone().requires_grad_()
+    losses.logit_regression_loss(z, v).backward()
+    assert torch.allclose(z.grad, (z.detach() - v) / N)
+
+
+# ---- extreme inputs -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("T", [0.05, 0.5, 1.0, 10.0, 100.0])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_finite_for_huge_logits_and_any_T(T, dtype):
+    g = torch.Generator().manual_seed(0)
+    sign = torch.randint(0, 2, (N, C), generator=g).to(dtype) * 2 - 1
+    z = (sign * 1e4).requires_grad_()
+    v = -sign * 1e4  # the teacher's order is the opposite: the largest possible KL
+    y = _labels(3)
+    for loss in (losses.soft_target_loss(z, v, T), losses.distillation_loss(z, v, y, T, 0.5),
+                 losses.logit_regression_loss(z, v), losses.softmax_t(z, T).sum()):
+        z.grad = None
+        loss.backward()
+        assert torch.isfinite(loss) and torch.isfinite(z.grad).all(), (T, dtype)
+    assert torch.isfinite(losses.softmax_t(z, T)).all()
+    assert losses.soft_target_loss(z, v, T).item() > 0
+    assert losses.soft_target_loss(z, z.detach(), T).item() == pytest.approx(0, abs=1e-6)
+
+
+# ---- perturb_logits -------------------------------------------------------------------------
+
+def _nonzero_logits(n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    mag = torch.rand(n, C, generator=g) + 1.0
+    sign = torch.randint(0, 2, (n, C), generator=g) * 2 - 1
+    return (mag * sign).double()
+
+
+def test_perturb_identity_cases():
+    z = _nonzero_logits(200)
+    assert torch.equal(losses.perturb_logits(z, 0.0, 1.0), z)
+    assert torch.equal(losses.perturb_logits(z, 0.5, 0.0), z)
+
+
+def test_perturb_fraction_one_changes_every_row():
+    z = _nonzero_logits(500)
+    out = losses.perturb_logits(z, 0.1, 1.0, generator=torch.Generator().manual_seed(0))
+    assert (out != z).any(1).all()
+    assert out.shape == z.shape and out.dtype == z.dtype
+
+
+@pytest.mark.parametrize("sigma,fraction", [(0.1, 0.3), (0.5, 0.7), (0.05, 0.05)])
+def test_perturb_statistics(sigma, fraction):
+    n = 20000
+    z = _nonzero_logits(n)
+    out = losses.perturb_logits(z, sigma, fraction, generator=torch.Generator().manual_seed(1))
+    changed = (out != z).any(1)
+    share = changed.double().mean().item()
+    # binomial standard error sqrt(f(1-f)/n) <= 0.0036; 5 of them
+    assert abs(share - fraction) < 5 * math.sqrt(fraction * (1 - fraction) / n)
+    ratio = (out[changed] / z[changed] - 1)
+    # sample std of m = changed*C normal draws: relative standard error ~ 1/sqrt(2m)
+    m = ratio.numel()
+    assert abs(ratio.std().item() / sigma - 1) < 5 / math.sqrt(2 * m)
+    assert abs(ratio.mean().item()) < 5 * sigma / math.sqrt(m)
+    # unchanged rows are exactly the input
+    assert torch.equal(out[~changed], z[~changed])
+
+
+def test_perturb_reproducible_with_seeded_generator():
+    z = _nonzero_logits(300)
+    a = losses.perturb_logits(z, 0.2, 0.5, generator=torch.Generator().manual_seed(42))
+    b = losses.perturb_logits(z, 0.2, 0.5, generator=torch.Generator().manual_seed(42))
+    c = losses.perturb_logits(z, 0.2, 0.5, generator=torch.Generator().manual_seed(43))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+# ---- argument checks ------------------------------------------------------------------------
+
+BAD_T = [0, 0.0, -1.0, float("nan"), float("inf"), -float("inf"), "2", None]
+
+
+@pytest.mark.parametrize("T", BAD_T)
+def test_bad_T(T):
+    z, v, y = _logits(0), _logits(1), _labels(2)
+    for call in (lambda: losses.softmax_t(z, T), lambda: losses.soft_target_loss(z, v, T),
+                 lambda: losses.distillation_loss(z, v, y, T, 0.5)):
+        with pytest.raises(ValueError, match=r"^T must"):
+            call()
+
+
+@pytest.mark.parametrize("alpha", [-0.1, 1.1, float("nan"), float("inf"), "0.5", None])
+def test_bad_alpha(alpha):
+    with pytest.raises(ValueError, match=r"^alpha must"):
+        losses.distillation_loss(_logits(0), _logits(1), _labels(2), 2.0, alpha)
+
+
+@pytest.mark.parametrize("sigma", [-0.1, -1e-9, float("nan"), float("inf"), None])
+def test_bad_sigma(sigma):
+    with pytest.raises(ValueError, match=r"^sigma must"):
+        losses.perturb_logits(_logits(0), sigma, 0.5)
+
+
+@pytest.mark.parametrize("fraction", [-0.01, 1.01, float("nan"), None])
+def test_bad_fraction(fraction):
+    with pytest.raises(ValueError, match=r"^fraction must"):
+        losses.perturb_logits(_logits(0), 0.1, fraction)
+
+
+@pytest.mark.parametrize("bad,name", [
+    (torch.randn(N), "logits"), (torch.randn(2, N, C), "logits"),
+    (torch.randint(0, 5, (N, C)), "logits"), ([[1.0, 2.0]], "logits")])
+def test_perturb_bad_logits(bad, name):
+    with pytest.raises(ValueError, match=rf"^{name} must"):
+        losses.perturb_logits(bad, 0.1, 0.5)
+
+
+@pytest.mark.parametrize("fn", ["soft", "distill", "regress"])
+def test_shape_checks_name_the_argument(fn):
+    z, v, y = _logits(0), _logits(1), _labels(2)
+    second = "target_logits" if fn == "regress" else "teacher_logits"
+
+    def call(a, b):
+        if fn == "soft":
+            return losses.soft_target_loss(a, b, 2.0)
+        if fn == "distill":
+            return losses.distillation_loss(a, b, y, 2.0, 0.5)
+        return losses.logit_regression_loss(a, b)
+
+    with pytest.raises(ValueError, match=rf"student_logits and {second} must have the same shape"):
+        call(z, v[:, :5])
+    with pytest.raises(ValueError, match=rf"student_logits and {second} must have the same shape"):
+        call(z, v[:3])
+    with pytest.raises(ValueError, match=r"^student_logits must be .* N x C"):
+        call(z[0], v)
+    with pytest.raises(ValueError, match=r"^student_logits must be .* N x C"):
+        call(z[None], v)
+    with pytest.raises(ValueError, match=r"^student_logits must"):
+        call(z.long(), v)
+    with pytest.raises(ValueError, match=rf"^{second} must be .* N x C"):
+        call(z, v[0])
+    with pytest.raises(ValueError, match=rf"^{second} must"):
+        call(z, v.numpy())
+
+
+def test_softmax_t_rejects_non_float():
+    with pytest.raises(ValueError, match=r"^logits must"):
+        losses.softmax_t(torch.arange(10), 1.0)
+    with pytest.raises(ValueError, match=r"^logits must"):
+        losses.softmax_t(torch.tensor(1.0), 1.0)
+
+
+@pytest.mark.parametrize("labels", [
+    torch.zeros(N),                                # float
+    torch.zeros(N, dtype=torch.bool),              # not an integer class index
+    torch.zeros(N + 1, dtype=torch.long),          # wrong length
+    torch.zeros(N, 1, dtype=torch.long),           # wrong shape
+    [0] * N,                                       # not a tensor
+])
+def test_bad_labels_type_or_shape(labels):
+    with pytest.raises(ValueError, match=r"^labels must be an integer tensor"):
+        losses.distillation_loss(_logits(0), _logits(1), labels, 2.0, 0.5)
+
+
+@pytest.mark.parametrize("bad", [-1, C, C + 5])
+def test_labels_out_of_range(bad):
+    y = _labels(2)
+    y[3] = bad
+    with pytest.raises(ValueError, match=rf"^labels must lie in \[0, {C}\)"):
+        losses.distillation_loss(_logits(0), _logits(1), y, 2.0, 0.5)
+    y[3] = C - 1  # the largest valid label is fine
+    losses.distillation_loss(_logits(0), _logits(1), y, 2.0, 0.5)
