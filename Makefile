@@ -3,6 +3,7 @@
 #   make test       run the whole test suite (unit tests + every notebook in fast mode)
 #   make notebooks  (maintainers) execute every notebook at full length, saving the outputs
 #   make bench      speed benchmark (bench/README.md)
+#   make exercises  (instructors) regenerate the homework exercises from the solutions (nbgrader)
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -26,7 +27,7 @@ $(STAMP): pyproject.toml Makefile
 	@$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $@
 
-.PHONY: venv lab test notebooks bench clean-venv
+.PHONY: venv lab test notebooks bench exercises clean-venv
 venv: $(STAMP)
 
 lab: $(STAMP)
@@ -40,6 +41,12 @@ notebooks: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bench.py $(BENCH_ARGS)
+
+# homework/source/<assignment> (solutions) -> homework/release/<assignment> (exercises), with nbgrader.
+exercises: $(STAMP)
+	$(VENV)/bin/jupytext --sync --quiet homework/source/*/*.ipynb
+	cd homework && for a in $(notdir $(wildcard homework/source/*)); do \
+	  PATH="$(abspath $(VENV))/bin:$$PATH" nbgrader generate_assignment $$a --force --log-level=WARN || exit 1; done
 
 clean-venv:
 	rm -rf $(VENV)
