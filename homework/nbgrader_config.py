@@ -13,3 +13,6 @@ c.CourseDirectory.assignment_id = ""
 # The .py files in source/ are the jupytext twins of the solution notebooks: never release them.
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".*", "*.py"]
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+# Autograde runs each cell with this limit (nbgrader's default is 30 s). hw2 loads MNIST and the
+# teacher of notebook 02; a missing teacher checkpoint is trained there first (minutes, once).
+c.Execute.timeout = 900
