@@ -34,8 +34,16 @@ def _one_thread(check):
     """Run a check with one intra-op thread: its tensors are tiny (see kdlib.train.auto_threads)."""
     @functools.wraps(check)
     def wrapper(*args, **kwargs):
-        with torch_threads(1):
-            return check(*args, **kwargs)
+        __tracebackhide__ = True  # noqa: F841 (IPython and pytest leave this frame out)
+        try:
+            with torch_threads(1):
+                return check(*args, **kwargs)
+        except CheckFailed as e:
+            # The same message without the check's insides in the traceback; the cause (an error
+            # raised in the student's own function) keeps its traceback.
+            short = CheckFailed(*e.args)
+            short.__suppress_context__ = True
+            raise short from e.__cause__  # your function failed this check: see the message below
     return wrapper
 
 

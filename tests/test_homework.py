@@ -150,6 +150,30 @@ def test_exercises_fail_every_check(notebook_env, assignment):
             assert not errors, f"cell {cell.source[:60]!r} failed: {errors}"
 
 
+def test_autograde_grades_a_submission(tmp_path):
+    """The instructors' route (README): nbgrader autograde + export. A hw1 submission with alpha on
+    the wrong term earns the points of the two checks it passes (2 + 3), not those of the third."""
+    nbgrader = BIN / "nbgrader"
+    if not nbgrader.exists():
+        pytest.skip("nbgrader is not installed (pip install -e '.[dev]')")
+    a = "hw1_soft_targets"
+    shutil.copy(HW / "nbgrader_config.py", tmp_path)
+    shutil.copytree(HW / "source" / a, tmp_path / "source" / a)
+    nb = nbformat.read(_notebook(a, "source"), as_version=4)
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "distillation_loss")
+    assert "return alpha * soft + (1 - alpha) * hard" in cell.source
+    cell.source = cell.source.replace("alpha * soft + (1 - alpha) * hard", "(1 - alpha) * soft + alpha * hard")
+    (tmp_path / "submitted" / "bob" / a).mkdir(parents=True)
+    nbformat.write(nb, tmp_path / "submitted" / "bob" / a / f"{a}.ipynb")
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    for cmd in (["generate_assignment", a, "--force"], ["autograde", a], ["export"]):
+        subprocess.run([str(nbgrader), *cmd, "--log-level=WARN"], cwd=tmp_path, env=env,
+                       check=True, capture_output=True, text=True)
+    import csv
+    rows = {r["student_id"]: r for r in csv.DictReader(open(tmp_path / "grades.csv"))}
+    assert (float(rows["bob"]["score"]), float(rows["bob"]["max_score"])) == (5, 8)
+
+
 # ---- 3. each check names the typical mistakes ----------------------------------------------------
 
 ls = F.log_softmax
@@ -340,3 +364,9 @@ def test_check_names_the_mistake(case):
 def test_check_accepts_right_answers(check, fn, capsys):
     check(fn)
     assert capsys.readouterr().out.startswith("✓ ")
+
+
+def test_error_in_students_function_is_kept_as_the_cause():
+    with pytest.raises(checks.CheckFailed, match="softmax_t raised IndexError") as err:
+        checks.check_softmax_t(lambda z, T: z.softmax(dim=2))
+    assert isinstance(err.value.__cause__, IndexError)
