@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml Makefile
 	@echo "Installing into $(VENV) (first time: a few minutes)..."
 	@set -o pipefail; $(PY) -m pip install -q --disable-pip-version-check $(TORCH_PINS) -e '.[dev]' 2>&1 \
 	  | { grep -v "is ignored: it is neither a file nor a directory" || true; }
-	@$(PY) -c "import torch, torchvision, kdlib, nbval, jupytext, ipywidgets, torchinfo" \
+	@$(PY) -c "import torch, torchvision, kdlib, nbval, jupytext, ipywidgets, torchinfo, playwright, nbgrader" \
 	  || { echo "The installation into $(VENV) is incomplete: run the command again."; exit 1; }
 	@$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $@
@@ -34,6 +34,7 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
 test: $(STAMP)
+	@scripts/ensure_browser.sh
 	KDLIB_FAST=1 $(VENV)/bin/pytest --nbval-lax --nbval-current-env tests notebooks $(PYTEST_ARGS)
 
 notebooks: $(STAMP)

@@ -128,7 +128,7 @@ digit = widgets.Dropdown(options=[(f"test image {i} (a {int(y_test[i])})", i) fo
 def update(*_):
     i, T = digit.value, t_slider.value
     q = softmax_t(logits[i], T)
-    readout.value = (f"<span class='kd-readout'>T = {T:.2f} · entropy = {entropy(q):.4f} nats · "
+    readout.value = (f"<span class='kd-readout'>test image {i} · T = {T:.4f} · entropy = {entropy(q):.4f} nats · "
                      f"p = [{', '.join(f'{v:.4f}' for v in q.tolist())}]</span>")
     with chart:
         chart.clear_output(wait=True)
