@@ -52,6 +52,7 @@ print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fast mode:
 # The output shapes and parameter counts match the seed's table (checked in `tests/test_models.py`).
 
 # %%
+# NBVAL_CHECK_OUTPUT
 summary(models.TeacherNet(), input_size=(64, 1, 28, 28), col_names=("output_size", "num_params"),
         row_settings=("var_names",))
 
@@ -139,6 +140,7 @@ print(info["path"].relative_to(kdlib.config.checkpoint_dir().parent))
 # per-epoch scores are on the test set).
 
 # %%
+# NBVAL_CHECK_OUTPUT
 summary(models.BlogTeacherNet(), input_size=(32, 1, 28, 28), col_names=("output_size", "num_params"),
         row_settings=("var_names",))
 
