@@ -39,3 +39,48 @@ def WeakStudentNet() -> nn.Sequential:
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# ---- Noisy teachers (Sau & Balasubramanian 2016), for notebook 05 ----------------------------
+
+def LeNetMNIST() -> nn.Sequential:
+    """MNIST teacher: [C5@20 - MP2] - [C5@50 - MP2] - FC500 - FC10 (431,080 parameters)."""
+    return nn.Sequential(
+        nn.Conv2d(1, 20, 5), nn.MaxPool2d(2), nn.Conv2d(20, 50, 5), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(800, 500), nn.ReLU(), nn.Linear(500, 10))
+
+
+def MLP800(dropout: float = 0.0) -> nn.Sequential:
+    """MNIST student: 784-800-800-10 MLP (1,276,810 parameters); ``dropout`` after each hidden layer
+    (the paper's "noise in the student" comparison)."""
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(784, 800), nn.ReLU(), nn.Dropout(dropout),
+        nn.Linear(800, 800), nn.ReLU(), nn.Dropout(dropout), nn.Linear(800, 10))
+
+
+def NiN(num_classes: int = 10) -> nn.Sequential:
+    """Network-in-Network for 32 x 32 x 3 images (Lin et al. 2014, CIFAR-10 model): three
+    mlpconv blocks 192-160-96 / 192-192-192 / 192-192-10 and global average pooling."""
+    def block(cin, cout, k, c1, c2):
+        return [nn.Conv2d(cin, cout, k, padding=k // 2), nn.ReLU(), nn.Conv2d(cout, c1, 1), nn.ReLU(),
+                nn.Conv2d(c1, c2, 1), nn.ReLU()]
+    return nn.Sequential(
+        *block(3, 192, 5, 160, 96), nn.MaxPool2d(3, 2, padding=1), nn.Dropout(0.5),
+        *block(96, 192, 5, 192, 192), nn.AvgPool2d(3, 2, padding=1), nn.Dropout(0.5),
+        *block(192, 192, 3, 192, num_classes)[:-1], nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
+def LeNetCIFAR(dropout: float = 0.0) -> nn.Sequential:
+    """CIFAR-10 student, modified LeNet: [C5(S1P2)@64 - MP2] - [C5(S1P2)@128 - MP2] - FC1024 - FC10."""
+    return nn.Sequential(
+        nn.Conv2d(3, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(64, 128, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(128 * 8 * 8, 1024), nn.ReLU(), nn.Dropout(dropout), nn.Linear(1024, 10))
+
+
+def LeNetSVHN(dropout: float = 0.0) -> nn.Sequential:
+    """SVHN student: [C5(S1P2)@32 - MP3(S2)] - [C5(S1P2)@64 - MP3(S2)] - FC1024 - FC10."""
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
+        nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2), nn.Flatten(),
+        nn.Linear(64 * 7 * 7, 1024), nn.ReLU(), nn.Dropout(dropout), nn.Linear(1024, 10))
