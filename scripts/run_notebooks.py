@@ -39,12 +39,12 @@ def run(path: Path, fast: bool) -> float:
 def main(argv: list[str]) -> None:
     fast = os.environ.get("KDLIB_FAST", "") not in ("", "0")
     paths = [Path(a).resolve() for a in argv] or sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
-    times = json.loads(TIMES.read_text()) if TIMES.exists() else {}
     mode = "fast" if fast else "full"
     for path in paths:
         print(f"running {path.name} ({mode} mode)...", flush=True)
         seconds = run(path, fast)
         print(f"  {seconds:.0f} s", flush=True)
+        times = json.loads(TIMES.read_text()) if TIMES.exists() else {}  # read late: runs may overlap
         times.setdefault(path.name, {})[mode] = {
             "seconds": round(seconds, 1), "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(),
             "date": time.strftime("%Y-%m-%d")}
