@@ -94,8 +94,9 @@ plots.show_images(images[picked], [f"#{i}: {y_test[i]}, 2nd {second[i]}" for i i
 
 # %% [markdown]
 # ## The same digits at T = 1, 2, 5, 20
-# At $T=1$ the bars are almost all on the right class; raising $T$ reveals the second and third
-# choices (log scale below: the small probabilities are the dark knowledge).
+# These digits were picked for being ambiguous, so at $T=1$ most of the mass sits on the first
+# one or two classes; raising $T$ lifts the third and later choices into view (log scale below:
+# the small probabilities are the dark knowledge).
 
 # %%
 GRID = (1, 2, 5, 20)
@@ -147,8 +148,9 @@ display(widgets.VBox([widgets.HBox([t_slider, digit]), chart, readout]))
 
 # %% [markdown]
 # ## Entropy against temperature
-# Every curve rises from near 0 (a confident one-hot) to $\log 10 \approx 2.30$ nats (uniform).
-# Digits with a strong second choice soften sooner.
+# Every curve rises to $\log 10 \approx 2.30$ nats (uniform) at high $T$. At low $T$ a digit with
+# one clear winner drops to 0 (a one-hot), while a digit torn between two classes stays near
+# $\log 2 \approx 0.69$ nats: cooling sharpens a distribution only where the logits differ.
 
 # %%
 Ts = torch.logspace(-1, 2, 200)

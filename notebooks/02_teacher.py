@@ -106,8 +106,10 @@ print(f"difference to the seed: {correct - 9903 * n / 10000:+.0f} test images "
       f"(one test image is 0.01 percentage points)")
 
 # %% [markdown]
-# A difference of a few test images is within what changes from one training seed to the next;
-# we trained on 20% fewer images than the seed, for the reason given at the top.
+# We trained one teacher, so this notebook cannot measure how much its score varies from one
+# training seed to the next; a difference of one or two test images (0.01-0.02 points) should not
+# be read as a real difference. We trained on 20% fewer images than the seed, for the reason given
+# at the top.
 #
 # ## What the teacher gets wrong
 # The misclassified test digits, with the true label, the prediction and its probability:
