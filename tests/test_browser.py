@@ -127,13 +127,16 @@ def test_temperature_slider_in_jupyterlab(lab):
             page.wait_for_function("window.jupyterapp !== undefined", timeout=60_000)
             # The kernel must be ready before "run all"; retry as a command sent too early is lost.
             readout = page.locator(".kd-readout")
-            for _ in range(5):
-                page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            # Wait for the kernel, then "run all" (not awaited: its promise can wait on the kernel).
+            # A command sent too early is sometimes lost, so retry until the readout appears.
+            page.locator(".jp-Notebook").first.click()
+            for attempt in range(6):
+                page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
                 try:
-                    readout.wait_for(timeout=60_000)
+                    readout.wait_for(timeout=30_000)
                     break
                 except Exception:
-                    continue
+                    page.screenshot(path=str(ARTIFACTS / f"browser_01_wait{attempt}.png"))
             expect(readout).to_contain_text("entropy", timeout=60_000)
             image_index = int(re.search(r"test image (\d+)", readout.inner_text()).group(1))
             T0, H0, p0 = _check(page, image_index)
