@@ -48,6 +48,14 @@ def train_teacher(model: torch.nn.Module, settings: dict, progress: bool = True)
     return {"history": hist, "test_loss": test_loss, "test_acc": test_acc}
 
 
+def _frozen(model: torch.nn.Module) -> torch.nn.Module:
+    """A teacher as the students see it: float32, eval mode (no dropout), no gradients."""
+    model.float().eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
 def get_teacher(progress: bool = True) -> tuple[torch.nn.Module, dict]:
     """The seed teacher in eval mode, loaded from its checkpoint or trained now.
 
@@ -58,10 +66,7 @@ def get_teacher(progress: bool = True) -> tuple[torch.nn.Module, dict]:
     model = models.TeacherNet()
     info = checkpoint.train_or_load("teacher", settings, model,
                                     lambda m: train_teacher(m, settings, progress))
-    model.float().eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model, {**info, "settings": settings}
+    return _frozen(model), {**info, "settings": settings}
 
 
 # ---- Students (notebook 03) ----------------------------------------------------------------
@@ -76,7 +81,7 @@ def student_loss(kind: str, T: float = STUDENT["T"], alpha: float = STUDENT["alp
     from . import losses
 
     if kind == "hard":
-        return lambda z, y, v: torch.nn.functional.cross_entropy(z, y)
+        return train.cross_entropy
     if kind == "soft":
         return lambda z, y, v: losses.soft_target_loss(z, v, T)
     if kind == "hard+soft":
@@ -84,7 +89,7 @@ def student_loss(kind: str, T: float = STUDENT["T"], alpha: float = STUDENT["alp
     raise ValueError(f"kind must be 'hard', 'soft' or 'hard+soft', got {kind!r}")
 
 
-def train_student(loss_fn, train_data, val_data, seed: int, model=None, max_epochs=None,
+def train_student(loss_fn, train_data, val_data, seed: int, max_epochs=None,
                   progress: bool = True, desc: str = "student"):
     """Adam 1e-3, batch 64, up to 10 epochs with early stopping on the validation loss
     (patience 2, min_delta 1e-4; the best weights are kept). ``train_data``/``val_data`` are
@@ -92,7 +97,7 @@ def train_student(loss_fn, train_data, val_data, seed: int, model=None, max_epoc
     Returns ``(model, history)``."""
     s = STUDENT
     gen = seed_everything(seed)
-    model = model if model is not None else models.StudentNet()
+    model = models.StudentNet()
     opt = torch.optim.Adam(model.parameters(), lr=s["lr"], fused=True)
     es = train.EarlyStopping(patience=s["patience"], min_delta=s["min_delta"])
     hist = train.fit(model, opt, train_data, val_data, epochs=max_epochs or s["max_epochs"],
@@ -139,7 +144,4 @@ def get_blog_teacher(progress: bool = True) -> tuple[torch.nn.Module, dict]:
     seed_everything(s["seed"])
     model = models.BlogTeacherNet()
     info = checkpoint.train_or_load("blog-teacher", s, model, fit_it)
-    model.float().eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model, {**info, "settings": s}
+    return _frozen(model), {**info, "settings": s}
