@@ -1,11 +1,13 @@
 """Settings read from the environment, all in one place.
 
-- ``KDLIB_FAST=1``     fast mode: few epochs and data subsets (CI and quick checks).
-                       Unset or ``0``: full-length runs, the default for a user.
+- ``KDLIB_FAST``       ``1``/``true``/``yes``/``on``: fast mode, few epochs and data subsets (CI,
+                       quick checks; the default under pytest). ``0``/``false``/``no``/``off`` or
+                       unset: full-length runs, the default for a user. Anything else is an error.
 - ``KDLIB_DATA``       folder of the ``<name>-<split>.npz`` dataset files
                        (default ``~/.cache/kdlib/data``).
 - ``KDLIB_CHECKPOINTS`` folder for trained models (default ``checkpoints/`` in the
                        project, else ``~/.cache/kdlib/checkpoints``).
+- ``KDLIB_BF16``       ``0`` turns bf16 autocast off where the hardware has it (default: on there).
 """
 from __future__ import annotations
 
@@ -18,14 +20,22 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
 
-def fast_mode() -> bool:
-    """True when ``KDLIB_FAST`` asks for a short run."""
-    value = os.environ.get("KDLIB_FAST", "").strip().lower()
+def flag(name: str, default: bool = False) -> bool:
+    """Read the yes/no environment variable ``name``; unset gives ``default``."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
     if value in _TRUE:
         return True
     if value in _FALSE:
         return False
-    raise ValueError(f"KDLIB_FAST must be one of 0/1/true/false, got {value!r}")
+    raise ValueError(f"{name} must be one of 1/0, true/false, yes/no, on/off, got {raw!r}")
+
+
+def fast_mode() -> bool:
+    """True when ``KDLIB_FAST`` asks for a short run."""
+    return flag("KDLIB_FAST")
 
 
 def pick(full, fast):
@@ -55,3 +65,13 @@ def checkpoint_dir() -> Path:
 def device() -> torch.device:
     """The GPU when there is one, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def bf16() -> bool:
+    """bf16 autocast for convnets where the hardware has it (a GPU, or a CPU with AVX512-BF16/AMX),
+    unless ``KDLIB_BF16=0``."""
+    if torch.cuda.is_available():
+        has = True
+    else:
+        has = bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
+    return has and flag("KDLIB_BF16", default=True)

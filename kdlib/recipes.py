@@ -1,21 +1,17 @@
 """The training recipes shared by several notebooks (so none of them repeats another's code).
 
-``get_teacher()`` returns the seed experiment's MNIST teacher, trained once and checkpointed:
-notebook 02 trains it, notebooks 01, 03 and 05 load it (or train it if it is missing).
+:func:`mnist_teacher` is the seed experiment's MNIST teacher, trained once and checkpointed:
+notebook 02 trains it; notebooks 01, 03, 04 and homework 2 load it (or train it if it is missing).
+:func:`blog_teacher` is the seed blog's teacher: notebook 02 trains it, notebook 03 loads it.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
 from . import checkpoint, config, data, models, train
 from .repro import seed_everything
-
-
-def use_bf16() -> bool:
-    """bf16 autocast where the hardware has it (a GPU, or a CPU with AVX512-BF16/AMX)."""
-    if torch.cuda.is_available():
-        return True
-    return bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
 
 
 def mnist_split(subset: int | None = None) -> dict:
@@ -24,50 +20,70 @@ def mnist_split(subset: int | None = None) -> dict:
     return data.load_split("mnist", n_val=12000, seed=42, subset=subset)
 
 
-def teacher_settings() -> dict:
+@dataclass(frozen=True)
+class TeacherSettings:
     """Seed recipe: Adadelta lr 1.0, StepLR gamma 0.7 per epoch, batch 64, 5 epochs, trained on
-    the 48,000-image split only (fast mode: 1 epoch on 6,000 images)."""
-    return dict(model="TeacherNet", data="mnist-48k-seed42", optimizer="Adadelta", lr=1.0,
-                gamma=0.7, batch_size=64, epochs=config.pick(5, 1),
-                subset=config.pick(None, 6000), seed=1, bf16=use_bf16(), channels_last=True)
+    the 48,000-image split only (fast mode: 1 epoch on 6,000 images). ``bf16``: autocast used
+    (where the hardware has it), part of the checkpoint's name."""
+    model: str = "TeacherNet"
+    data: str = "mnist-48k-seed42"
+    optimizer: str = "Adadelta"
+    lr: float = 1.0
+    gamma: float = 0.7
+    batch_size: int = 64
+    epochs: int = 5
+    subset: int | None = None
+    seed: int = 1
+    bf16: bool = False
+    channels_last: bool = True
 
 
-def train_teacher(model: torch.nn.Module, settings: dict, progress: bool = True) -> dict:
-    """Train ``model`` with ``settings`` (see :func:`teacher_settings`); returns history and test score."""
-    s = settings
-    gen = seed_everything(s["seed"])
-    d = mnist_split(s["subset"])
-    if s["channels_last"]:
-        model.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adadelta(model.parameters(), lr=s["lr"])
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=s["gamma"])
-    hist = train.fit(model, opt, d["train"], d["val"], epochs=s["epochs"], batch_size=s["batch_size"],
-                     generator=gen, scheduler=sched, bf16=s["bf16"],
-                     channels_last=s["channels_last"], desc="teacher", progress=progress)
-    test_loss, test_acc = train.evaluate(model, *d["test"], bf16=s["bf16"])
+def teacher_settings() -> TeacherSettings:
+    """The seed teacher's settings in the current mode (fast mode: 1 epoch on 6,000 images)."""
+    return TeacherSettings(epochs=config.pick(5, 1), subset=config.pick(None, 6000), bf16=config.bf16())
+
+
+def _train_teacher(model: torch.nn.Module, s: TeacherSettings, desc: str | None) -> dict:
+    gen = seed_everything(s.seed)
+    d = mnist_split(s.subset)
+    model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adadelta(model.parameters(), lr=s.lr)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=s.gamma)
+    hist = train.fit(model, sched, train.Batches(*d["train"], batch_size=s.batch_size, generator=gen),
+                     d["val"], epochs=s.epochs, desc=desc)
+    test_loss, test_acc = train.evaluate(model, *d["test"])
     return {"history": hist, "test_loss": test_loss, "test_acc": test_acc}
 
 
-def get_teacher(progress: bool = True) -> tuple[torch.nn.Module, dict]:
-    """The seed teacher in eval mode, loaded from its checkpoint or trained now.
+def mnist_teacher(progress: bool = True) -> tuple[torch.nn.Module, dict]:
+    """The seed teacher, frozen, loaded from its checkpoint or trained now.
 
-    Returns ``(model, info)``; info has ``history``, ``test_acc``, ``path`` and ``loaded``.
+    Returns ``(model, info)``; info has ``history``, ``test_acc``, ``path``, ``loaded``, ``settings``.
     """
-    settings = teacher_settings()
-    seed_everything(settings["seed"])  # the initial weights depend on the seed only
-    model = models.TeacherNet()
-    info = checkpoint.train_or_load("teacher", settings, model,
-                                    lambda m: train_teacher(m, settings, progress))
-    return train.freeze(model), {**info, "settings": settings}
+    s = teacher_settings()
+    return checkpoint.cached_model("teacher", s, models.TeacherNet,
+                                   lambda m: _train_teacher(m, s, "teacher" if progress else None))
 
 
 # ---- Students (notebook 03) ----------------------------------------------------------------
 
-STUDENT = dict(T=2.0, alpha=0.8, lr=1e-3, batch_size=64, max_epochs=10, patience=2, min_delta=1e-4)
-"""Seed settings of the three-way distillation: alpha weights the soft term."""
+@dataclass(frozen=True)
+class StudentSettings:
+    """Seed settings of the three-way distillation (alpha weights the soft term): Adam 1e-3,
+    batch 64, up to 10 epochs with early stopping on the validation loss (patience 2)."""
+    T: float = 2.0
+    alpha: float = 0.8
+    lr: float = 1e-3
+    batch_size: int = 64
+    max_epochs: int = 10
+    patience: int = 2
+    min_delta: float = 1e-4
 
 
-def student_loss(kind: str, T: float = STUDENT["T"], alpha: float = STUDENT["alpha"]):
+STUDENT = StudentSettings()
+
+
+def student_loss(kind: str, T: float = STUDENT.T, alpha: float = STUDENT.alpha):
     """``loss_fn(logits, labels, teacher_logits)`` for kind ``"hard"`` (cross-entropy only),
     ``"soft"`` (soft_target_loss only) or ``"hard+soft"`` (distillation_loss with ``alpha``)."""
     from . import losses
@@ -81,20 +97,19 @@ def student_loss(kind: str, T: float = STUDENT["T"], alpha: float = STUDENT["alp
     raise ValueError(f"kind must be 'hard', 'soft' or 'hard+soft', got {kind!r}")
 
 
-def train_student(loss_fn, train_data, val_data, seed: int, max_epochs=None,
-                  progress: bool = True, desc: str = "student"):
-    """Adam 1e-3, batch 64, up to 10 epochs with early stopping on the validation loss
-    (patience 2, min_delta 1e-4; the best weights are kept). ``train_data``/``val_data`` are
-    ``(x, y, *extra)`` tuples whose extras reach ``loss_fn`` (cached teacher logits).
-    Returns ``(model, history)``."""
+def train_mnist_student(loss_fn, train_data, val_data, seed: int, max_epochs: int | None = None,
+                        desc: str | None = "student"):
+    """The seed's 784-16-10 student trained with :data:`STUDENT`'s recipe and ``loss_fn``.
+    ``train_data``/``val_data`` are ``(x, y, *extra)`` tuples whose extras reach ``loss_fn``
+    (cached teacher logits); the best weights on validation are kept. Returns ``(model, history)``."""
     s = STUDENT
     gen = seed_everything(seed)
     model = models.StudentNet()
-    opt = torch.optim.Adam(model.parameters(), lr=s["lr"], fused=True)
-    es = train.EarlyStopping(patience=s["patience"], min_delta=s["min_delta"])
-    hist = train.fit(model, opt, train_data, val_data, epochs=max_epochs or s["max_epochs"],
-                     loss_fn=loss_fn, batch_size=s["batch_size"], generator=gen,
-                     early_stopping=es, progress=progress, desc=desc)
+    opt = torch.optim.Adam(model.parameters(), lr=s.lr, fused=True)
+    es = train.EarlyStopping(patience=s.patience, min_delta=s.min_delta)
+    hist = train.fit(model, opt, train.Batches(*train_data, batch_size=s.batch_size, generator=gen),
+                     val_data, epochs=max_epochs or s.max_epochs, loss_fn=loss_fn,
+                     early_stopping=es, desc=desc)
     return model, hist
 
 
@@ -110,30 +125,39 @@ def mnist_full(subset: int | None = None) -> dict:
     return parts
 
 
-def blog_teacher_settings() -> dict:
+@dataclass(frozen=True)
+class BlogTeacherSettings:
     """The blog's recipe: Adam lr 1e-4, batch 32, 5 epochs on all 60,000 training images."""
-    return dict(model="BlogTeacherNet", data="mnist-60k", optimizer="Adam (fused)", lr=1e-4, batch_size=32,
-                epochs=config.pick(5, 1), subset=config.pick(None, 2000), seed=1, bf16=use_bf16(),
-                channels_last=True)
+    model: str = "BlogTeacherNet"
+    data: str = "mnist-60k"
+    optimizer: str = "Adam (fused)"
+    lr: float = 1e-4
+    batch_size: int = 32
+    epochs: int = 5
+    subset: int | None = None
+    seed: int = 1
+    bf16: bool = False
+    channels_last: bool = True
 
 
-def get_blog_teacher(progress: bool = True) -> tuple[torch.nn.Module, dict]:
-    """The blog's conv teacher in eval mode, loaded from its checkpoint or trained now.
+def blog_teacher_settings() -> BlogTeacherSettings:
+    """The blog teacher's settings in the current mode (fast mode: 1 epoch on 2,000 images)."""
+    return BlogTeacherSettings(epochs=config.pick(5, 1), subset=config.pick(None, 2000), bf16=config.bf16())
+
+
+def blog_teacher(progress: bool = True) -> tuple[torch.nn.Module, dict]:
+    """The blog's conv teacher, frozen, loaded from its checkpoint or trained now.
     Its history's ``val_*`` entries are test-set scores after each epoch (as in the blog)."""
     s = blog_teacher_settings()
 
     def fit_it(model):
-        gen = seed_everything(s["seed"])
-        d = mnist_full(s["subset"])
+        gen = seed_everything(s.seed)
+        d = mnist_full(s.subset)
         model.to(memory_format=torch.channels_last)
         # fused: the same Adam in one kernel; 2.4x faster here, its update of 6.5M weights dominates
-        opt = torch.optim.Adam(model.parameters(), lr=s["lr"], fused=True)
-        hist = train.fit(model, opt, d["train"], d["test"], epochs=s["epochs"],
-                         batch_size=s["batch_size"], generator=gen, bf16=s["bf16"],
-                         channels_last=True, desc="blog teacher", progress=progress)
+        opt = torch.optim.Adam(model.parameters(), lr=s.lr, fused=True)
+        hist = train.fit(model, opt, train.Batches(*d["train"], batch_size=s.batch_size, generator=gen),
+                         d["test"], epochs=s.epochs, desc="blog teacher" if progress else None)
         return {"history": hist, "test_acc": hist["val_acc"][-1]}
 
-    seed_everything(s["seed"])
-    model = models.BlogTeacherNet()
-    info = checkpoint.train_or_load("blog-teacher", s, model, fit_it)
-    return train.freeze(model), {**info, "settings": s}
+    return checkpoint.cached_model("blog-teacher", s, models.BlogTeacherNet, fit_it)

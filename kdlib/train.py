@@ -2,6 +2,9 @@
 
 ``loss_fn(logits, labels, *extra)`` receives the batch's slices of any extra tensors given
 with the data, e.g. cached teacher logits: a frozen teacher runs once, in :func:`predict_logits`.
+Hardware choices come from the model and :mod:`kdlib.config`, not from arguments: a model put in
+``channels_last`` gets channels_last inputs (and bf16 autocast where :func:`kdlib.config.bf16`);
+a tiny model trains on one thread (:func:`auto_threads`).
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import config
 from .data import batches
 
 
@@ -21,14 +25,47 @@ def cross_entropy(logits, labels, *extra):
     return F.cross_entropy(logits, labels)
 
 
-def _autocast(enabled: bool, device: torch.device):
-    return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else nullcontext()
+class Batches:
+    """Shuffled mini-batches of aligned rows of ``tensors`` (e.g. ``x, y, teacher_logits``): the
+    whole-tensor version of a ``DataLoader`` over a ``TensorDataset``.
+
+    Each pass draws a new order from ``generator`` (the same seed gives the same batches), so a
+    cached teacher logit always travels with its own image. ``augment(xb, generator)``, if given,
+    transforms each batch of the first tensor (e.g. random flips).
+    """
+
+    def __init__(self, *tensors: torch.Tensor, batch_size: int = 64,
+                 generator: torch.Generator | None = None, augment=None):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.tensors, self.batch_size = tensors, batch_size
+        self.generator, self.augment = generator, augment
+
+    def __len__(self) -> int:
+        return -(-len(self.tensors[0]) // self.batch_size)
+
+    def __iter__(self):
+        for xb, *rest in batches(*self.tensors, batch_size=self.batch_size, shuffle=True,
+                                 generator=self.generator):
+            yield (xb if self.augment is None else self.augment(xb, self.generator)), *rest
 
 
-def _prep(x: torch.Tensor, model: torch.nn.Module, channels_last: bool) -> torch.Tensor:
+def _fast_path(model: torch.nn.Module) -> bool:
+    """True for a model put in channels_last (a convnet set up for speed)."""
+    w = next((p for p in model.parameters() if p.ndim == 4), None)
+    return w is not None and w.is_contiguous(memory_format=torch.channels_last)
+
+
+def _runner(model: torch.nn.Module):
+    """``(prepare(x), autocast context)`` for ``model``: device, memory format, bf16."""
     dev = next(model.parameters()).device
-    x = x.to(dev, non_blocking=True)
-    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.ndim == 4 else x
+    fast = _fast_path(model)
+
+    def prepare(x):
+        x = x.to(dev, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if fast and x.ndim == 4 else x
+    bf16 = fast and config.bf16()
+    return prepare, (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if bf16 else nullcontext
 
 
 def freeze(model: torch.nn.Module) -> torch.nn.Module:
@@ -40,56 +77,53 @@ def freeze(model: torch.nn.Module) -> torch.nn.Module:
 
 
 @torch.inference_mode()
-def predict_logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1000,
-                   bf16: bool = False, channels_last: bool = False) -> torch.Tensor:
+def predict_logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """Logits of ``model`` for every row of ``x``: eval mode, inference mode, float32 on the CPU.
 
     Call it once on a frozen teacher and pass the result to training as cached targets.
     """
     was_training = model.training
     model.eval()
-    dev = next(model.parameters()).device
+    prepare, autocast = _runner(model)
     out = []
-    for (xb,) in batches(x, batch_size=batch_size):
-        with _autocast(bf16, dev):
-            out.append(model(_prep(xb, model, channels_last)).float().cpu())
+    with torch_threads(auto_threads(model)):
+        for (xb,) in batches(x, batch_size=batch_size):
+            with autocast():
+                out.append(model(prepare(xb)).float().cpu())
     model.train(was_training)
     return torch.cat(out)
 
 
-def evaluate(model, x, y, *extra, loss_fn=cross_entropy, batch_size: int = 1000,
-             bf16: bool = False, channels_last: bool = False) -> tuple[float, float]:
+def evaluate(model, x, y, *extra, loss_fn=cross_entropy) -> tuple[float, float]:
     """Mean loss (``loss_fn``, default cross-entropy) and accuracy of ``model`` on ``(x, y)``."""
-    logits = predict_logits(model, x, batch_size, bf16, channels_last)
+    logits = predict_logits(model, x)
     loss = loss_fn(logits, y, *extra)
     return float(loss), float((logits.argmax(1) == y).float().mean())
 
 
-def train_epoch(model, optimizer, x, y, *extra, loss_fn=cross_entropy, batch_size: int = 64,
-                generator: torch.Generator | None = None, bf16: bool = False,
-                channels_last: bool = False, progress: bool = False, augment=None) -> tuple[float, float]:
-    """One shuffled pass over ``(x, y, *extra)``; returns mean training loss and accuracy.
-    ``augment(xb, generator)``, if given, transforms each input batch (e.g. random flips)."""
+def train_epoch(model, optimizer, train: Batches, loss_fn=cross_entropy, bar=None) -> tuple[float, float]:
+    """One pass over ``train``: forward, loss, ``zero_grad``, ``backward``, ``step`` per batch.
+    Returns the mean training loss and accuracy; ``bar`` (a tqdm bar) advances one per batch."""
     model.train()
+    prepare, autocast = _runner(model)
     dev = next(model.parameters()).device
     total_loss = torch.zeros((), device=dev)
     correct = torch.zeros((), dtype=torch.long, device=dev)
-    n = len(y)
-    steps = batches(x, y, *extra, batch_size=batch_size, shuffle=True, generator=generator)
-    if progress:
-        steps = tqdm(steps, total=-(-n // batch_size), desc="batches", leave=False)
-    for xb, yb, *eb in steps:
-        xb = _prep(xb if augment is None else augment(xb, generator), model, channels_last)
-        yb, eb = yb.to(dev), [e.to(dev) for e in eb]
-        with _autocast(bf16, dev):
+    n = 0
+    for xb, yb, *extra in train:
+        xb, yb, extra = prepare(xb), yb.to(dev), [e.to(dev) for e in extra]
+        with autocast():
             logits = model(xb)
         logits = logits.float()
-        loss = loss_fn(logits, yb, *eb)
+        loss = loss_fn(logits, yb, *extra)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         total_loss += loss.detach() * len(yb)
         correct += (logits.detach().argmax(1) == yb).sum()
+        n += len(yb)
+        if bar is not None:
+            bar.update()
     return float(total_loss) / n, float(correct) / n
 
 
@@ -106,13 +140,14 @@ def torch_threads(n: int | None):
 
 
 def auto_threads(model: torch.nn.Module) -> int | None:
-    """1 thread for small models on the CPU, else ``None`` (PyTorch's default).
+    """1 thread for a tiny model on the CPU (largest weight under 50,000 entries), else ``None``
+    (PyTorch's default).
 
     A tiny network's ops are too small to split across cores; the thread hand-off costs more than it
     saves, and on a busy 2-core machine it made a 784-16-10 epoch 50x slower (50 s against 1 s).
     """
-    small = sum(p.numel() for p in model.parameters()) < 200_000
-    return 1 if small and next(model.parameters()).device.type == "cpu" else None
+    largest = max(p.numel() for p in model.parameters())
+    return 1 if largest < 50_000 and next(model.parameters()).device.type == "cpu" else None
 
 
 class EarlyStopping:
@@ -138,50 +173,43 @@ class EarlyStopping:
 
 
 def fit(model, optimizer, train, val=None, *, epochs: int, loss_fn=cross_entropy,
-        batch_size: int = 64, generator: torch.Generator | None = None, scheduler=None,
-        early_stopping: EarlyStopping | None = None, bf16: bool = False,
-        channels_last: bool = False, desc: str = "epochs", progress: bool = True,
-        threads: int | None | str = "auto", augment=None) -> dict:
+        early_stopping: EarlyStopping | None = None, desc: str | None = "training") -> dict:
     """Train for up to ``epochs`` epochs; returns the history (lists per epoch).
 
-    ``train`` and ``val`` are tuples ``(x, y, *extra)``; validation uses the same ``loss_fn``.
+    ``optimizer``: an optimizer, or a learning-rate scheduler around one (stepped once per epoch).
+    ``train``: :class:`Batches` (or a tuple ``(x, y, *extra)``, batches of 64 in a random order);
+    ``val``: a tuple ``(x, y, *extra)`` scored after each epoch with the same ``loss_fn``.
     With ``early_stopping`` the best weights (lowest validation loss) are restored at the end.
-    ``threads``: intra-op threads while training (``"auto"``: see :func:`auto_threads`).
-    ``augment(xb, generator)``: optional transform of each training batch (see :func:`train_epoch`).
+    One progress bar for the whole run (batches, with the epoch's scores); ``desc=None``: no bar.
     """
-    with torch_threads(auto_threads(model) if threads == "auto" else threads):
-        return _fit(model, optimizer, train, val, epochs=epochs, loss_fn=loss_fn,
-                    batch_size=batch_size, generator=generator, scheduler=scheduler,
-                    early_stopping=early_stopping, bf16=bf16, channels_last=channels_last,
-                    desc=desc, progress=progress, augment=augment)
-
-
-def _fit(model, optimizer, train, val, *, epochs, loss_fn, batch_size, generator, scheduler,
-         early_stopping, bf16, channels_last, desc, progress, augment) -> dict:
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     if early_stopping is not None and val is None:
         raise ValueError("early_stopping needs val data")
-    opts = dict(bf16=bf16, channels_last=channels_last)
+    scheduler = optimizer if isinstance(optimizer, torch.optim.lr_scheduler.LRScheduler) else None
+    optimizer = scheduler.optimizer if scheduler else optimizer
+    train = train if isinstance(train, Batches) else Batches(*train)
     hist = {k: [] for k in ("train_loss", "train_acc", "val_loss", "val_acc", "seconds")}
-    bar = tqdm(range(epochs), desc=desc, disable=not progress)
-    for epoch in bar:
-        start = time.perf_counter()
-        tl, ta = train_epoch(model, optimizer, *train, loss_fn=loss_fn, batch_size=batch_size,
-                             generator=generator, progress=progress, augment=augment, **opts)
-        if scheduler is not None:
-            scheduler.step()
-        hist["train_loss"].append(tl)
-        hist["train_acc"].append(ta)
-        if val is not None:
-            vl, va = evaluate(model, *val, loss_fn=loss_fn, **opts)
-            hist["val_loss"].append(vl)
-            hist["val_acc"].append(va)
-        hist["seconds"].append(time.perf_counter() - start)
-        bar.set_postfix(loss=f"{tl:.4f}", **({"val_loss": f"{vl:.4f}", "val_acc": f"{va:.4f}"}
-                                               if val is not None else {}))
-        if early_stopping is not None and early_stopping.step(vl, model, epoch):
-            break
+    bar = tqdm(total=epochs * len(train), desc=desc, unit="batch", disable=desc is None)
+    with torch_threads(auto_threads(model)), bar:
+        for epoch in range(epochs):
+            start = time.perf_counter()
+            tl, ta = train_epoch(model, optimizer, train, loss_fn, bar)
+            if scheduler is not None:
+                scheduler.step()
+            hist["train_loss"].append(tl)
+            hist["train_acc"].append(ta)
+            scores = {"epoch": f"{epoch + 1}/{epochs}", "loss": f"{tl:.4f}", "acc": f"{ta:.4f}"}
+            if val is not None:
+                vl, va = evaluate(model, *val, loss_fn=loss_fn)
+                hist["val_loss"].append(vl)
+                hist["val_acc"].append(va)
+                scores.update(val_loss=f"{vl:.4f}", val_acc=f"{va:.4f}")
+            hist["seconds"].append(time.perf_counter() - start)
+            bar.set_postfix(scores)
+            if early_stopping is not None and early_stopping.step(vl, model, epoch):
+                bar.total = bar.n  # stopped early: the bar ends full
+                break
     if early_stopping is not None and early_stopping.best_state is not None:
         model.load_state_dict(early_stopping.best_state)
         hist["best_epoch"] = early_stopping.best_epoch

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -51,7 +53,7 @@ def test_noisy_teacher_training_lowers_the_loss(real_data):
     loss_fn = noisy.noisy_teacher_loss(0.3, 0.5, gen)
     before = logit_regression_loss(train.predict_logits(student, d["train"][0]), v)
     opt = torch.optim.SGD(student.parameters(), lr=0.01)
-    train.fit(student, opt, (*d["train"], v), epochs=3, loss_fn=loss_fn, generator=gen, progress=False)
+    train.fit(student, opt, train.Batches(*d["train"], v, generator=gen), epochs=3, loss_fn=loss_fn, desc=None)
     after = logit_regression_loss(train.predict_logits(student, d["train"][0]), v)
     assert after < 0.5 * before
 
@@ -60,11 +62,11 @@ def test_noisy_teacher_training_lowers_the_loss(real_data):
 
 def test_settings_sizes_and_errors():
     paper = {ds: kdlib.noisy.settings(ds, "paper") for ds in ("mnist", "cifar10", "svhn")}
-    assert [(p["teacher"], p["student"]) for p in paper.values()] == [
+    assert [(p.teacher.model, p.student) for p in paper.values()] == [
         ("LeNetMNIST", "MLP800"), ("NiN", "LeNetCIFAR"), ("NiN", "LeNetSVHN")]
-    assert models.count_parameters(noisy.build(paper["cifar10"]["student"], paper["cifar10"]["student_kwargs"])) == 8_609_674
+    assert models.count_parameters(noisy.build(paper["cifar10"].student, paper["cifar10"].student_kwargs)) == 8_609_674
     cpu = kdlib.noisy.settings("cifar10", "cpu")
-    assert models.count_parameters(noisy.build(cpu["teacher"], cpu["teacher_kwargs"])) < models.count_parameters(models.NiN())
+    assert models.count_parameters(noisy.build(cpu.teacher.model, cpu.teacher.model_kwargs)) < models.count_parameters(models.NiN())
     with pytest.raises(ValueError, match="dataset must be one of"):
         noisy.settings("imagenet")
     with pytest.raises(ValueError, match="size must be one of"):
@@ -76,9 +78,9 @@ def test_fast_mode_cuts_data_and_epochs(monkeypatch):
     full = noisy.settings("mnist")
     monkeypatch.setenv("KDLIB_FAST", "1")
     fast = noisy.settings("mnist")
-    assert fast["subset"] == 2000 and full["subset"] is None
-    assert fast["teacher_epochs"] < full["teacher_epochs"] and fast["student_epochs"] < full["student_epochs"]
-    assert (fast["teacher"], fast["student"]) == (full["teacher"], full["student"])
+    assert fast.subset == 2000 and full.subset is None
+    assert fast.teacher.epochs < full.teacher.epochs and fast.student_epochs < full.student_epochs
+    assert (fast.teacher.model, fast.student) == (full.teacher.model, full.student)
 
 
 def test_random_flip_mirrors_about_half_and_repeats():
@@ -92,8 +94,7 @@ def test_random_flip_mirrors_about_half_and_repeats():
 
 def _tiny(dataset="mnist"):
     s = noisy.settings(dataset)
-    s.update(subset=400, teacher_epochs=1, student_epochs=2, student_subset=None)
-    return s
+    return replace(s, subset=400, teacher=replace(s.teacher, epochs=1), student_epochs=2, student_subset=None)
 
 
 def test_train_student_regresses_to_the_teacher(real_data):
@@ -101,29 +102,28 @@ def test_train_student_regresses_to_the_teacher(real_data):
     d = noisy.load_data(s)
     x, y = d["train"]
     v = train.predict_logits(models.LeNetMNIST(), x) * 5  # any fixed targets will do
-    untrained = logit_regression_loss(train.predict_logits(noisy.build(s["student"], s["student_kwargs"]), x), v)
+    untrained = logit_regression_loss(train.predict_logits(noisy.build(s.student, s.student_kwargs), x), v)
     for sigma in (0.0, 0.5):
-        m = noisy.train_student(s, (x, y, v), seed=0, sigma=sigma, alpha=0.5, progress=False)
+        m = noisy.train_noisy_student(s, (x, y, v), seed=0, sigma=sigma, fraction=0.5, progress=False)
         assert logit_regression_loss(train.predict_logits(m, x), v) < 0.5 * untrained
-    m1 = noisy.train_student(s, (x, y, v), seed=3, sigma=0.5, alpha=0.5, progress=False)
-    m2 = noisy.train_student(s, (x, y, v), seed=3, sigma=0.5, alpha=0.5, progress=False)
+    m1 = noisy.train_noisy_student(s, (x, y, v), seed=3, sigma=0.5, fraction=0.5, progress=False)
+    m2 = noisy.train_noisy_student(s, (x, y, v), seed=3, sigma=0.5, fraction=0.5, progress=False)
     assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
-    alone = noisy.train_student(s, (x, y, v), seed=0, sigma=None, progress=False)  # labels only
+    alone = noisy.train_noisy_student(s, (x, y, v), seed=0, sigma=None, progress=False)  # labels only
     assert train.evaluate(alone, x, y)[1] > 0.5
 
 
 def test_experiment_protocol_and_teacher_checkpoint(real_data, tmp_path, monkeypatch):
     monkeypatch.setenv("KDLIB_CHECKPOINTS", str(tmp_path))
-    s = _tiny("cifar10")
-    s["student_epochs"] = 1
-    res = noisy.experiment(s, sigmas=[0.2, 0.8], alphas=[0.5, 1.0], fixed_alpha=0.5, dropouts=[0.5],
+    s = replace(_tiny("cifar10"), student_epochs=1)
+    res = noisy.experiment(s, sigmas=[0.2, 0.8], fractions=[0.5, 1.0], fixed_fraction=0.5, dropouts=[0.5],
                            seeds=[0, 1], progress=False, log=lambda *a: None)
     stages = [r["stage"] for r in res["runs"]]
     assert stages == ["alone", "alone", "clean teacher", "clean teacher", "sigma grid", "sigma grid",
-                      "alpha grid", "dropout grid", "alone", "clean teacher", "noisy teacher", "dropout"]
+                      "fraction grid", "dropout grid", "alone", "clean teacher", "noisy teacher", "dropout"]
     for stage, chosen in [("alone", res["lr_alone"]), ("clean teacher", res["lr_teacher"])]:
         first = [r for r in res["runs"] if r["stage"] == stage and r["seed"] == 0]
-        assert [r["lr"] for r in first] == list(s["student_lrs"])  # each learning rate tried once
+        assert [r["lr"] for r in first] == list(s.student_lrs)  # each learning rate tried once
         assert chosen == max(first, key=lambda r: r["val_acc"])["lr"]  # and chosen on validation
         assert [r["lr"] for r in res["runs"] if r["stage"] == stage and r["seed"] == 1] == [chosen]
     assert all(r["lr"] == res["lr_teacher"] for r in res["runs"] if r["sigma"] is not None and r["seed"] == 1)
@@ -131,8 +131,8 @@ def test_experiment_protocol_and_teacher_checkpoint(real_data, tmp_path, monkeyp
     assert res["best_sigma"] == max(sigma_grid, key=lambda r: r["val_acc"])["sigma"]
     assert all(len(v) == 2 for v in res["key"].values())
     assert not res["teacher_info"]["loaded"] and len(list(tmp_path.glob("noisy-teacher-cifar10-*.pt"))) == 1
-    _, info = noisy.get_teacher(s)  # second call: from the checkpoint
+    _, info = noisy.dataset_teacher(s)  # second call: from the checkpoint
     assert info["loaded"]
-    s2 = dict(s, teacher_epochs=2)
-    _, info2 = noisy.get_teacher(s2, progress=False)  # other settings: another file, the first kept
+    s2 = replace(s, teacher=replace(s.teacher, epochs=2))
+    _, info2 = noisy.dataset_teacher(s2, progress=False)  # other settings: another file, the first kept
     assert not info2["loaded"] and len(list(tmp_path.glob("noisy-teacher-cifar10-*.pt"))) == 2

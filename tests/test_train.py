@@ -15,8 +15,8 @@ def _run(d, seed):
     gen = kdlib.seed_everything(seed)
     model = models.StudentNet()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    hist = train.fit(model, opt, d["train"], d["val"], epochs=2, batch_size=64,
-                     generator=gen, progress=False)
+    hist = train.fit(model, opt, train.Batches(*d["train"], generator=gen), d["val"], epochs=2,
+                     desc=None)
     return model, hist
 
 
@@ -58,8 +58,8 @@ def test_fit_with_early_stopping_stops_and_restores(mnist_small):
     model = models.StudentNet()
     opt = torch.optim.SGD(model.parameters(), lr=5.0)  # diverges: val loss rises
     es = train.EarlyStopping(patience=2)
-    hist = train.fit(model, opt, mnist_small["train"], mnist_small["val"], epochs=10,
-                     generator=gen, early_stopping=es, progress=False)
+    hist = train.fit(model, opt, train.Batches(*mnist_small["train"], generator=gen),
+                     mnist_small["val"], epochs=10, early_stopping=es, desc=None)
     assert len(hist["val_loss"]) < 10
     best = hist["best_epoch"]
     assert hist["val_loss"][best] == min(hist["val_loss"])
@@ -88,8 +88,8 @@ def test_cached_teacher_logits_reach_the_loss():
         return ((logits - t) ** 2).mean()
     x, y, t = torch.randn(10, 4), torch.zeros(10, dtype=torch.long), torch.arange(30.).view(10, 3)
     model = torch.nn.Linear(4, 3)
-    train.train_epoch(model, torch.optim.SGD(model.parameters(), lr=0.01), x, y, t,
-                      loss_fn=loss_fn, batch_size=4)
+    train.train_epoch(model, torch.optim.SGD(model.parameters(), lr=0.01),
+                      train.Batches(x, y, t, batch_size=4), loss_fn)
     assert sorted(torch.cat(seen)[:, 0].tolist()) == t[:, 0].tolist()
 
 
@@ -138,7 +138,7 @@ def test_teacher_recipe_is_reproducible(real_data, tmp_path, monkeypatch):
         monkeypatch.setenv("KDLIB_CHECKPOINTS", str(tmp_path / str(i)))
         torch.manual_seed(noise)
         torch.randn(10)
-        model, info = kdlib.recipes.get_teacher(progress=False)
+        model, info = kdlib.recipes.mnist_teacher(progress=False)
         assert not info["loaded"] and info["test_acc"] > 0.8
         weights.append(torch.cat([p.flatten() for p in model.parameters()]))
     assert torch.equal(weights[0], weights[1])
@@ -150,3 +150,60 @@ def test_freeze_gives_a_float32_eval_model_without_gradients():
     assert not m.training and all(not p.requires_grad and p.dtype == torch.float32 for p in m.parameters())
     x = torch.randn(3, 4)
     assert torch.equal(m(x), m(x))  # dropout off
+
+
+def test_fit_shows_one_bar_per_run(capsys):
+    x, y = torch.randn(40, 4), torch.randint(0, 3, (40,))
+    model = torch.nn.Linear(4, 3)
+    hist = train.fit(model, torch.optim.SGD(model.parameters(), lr=0.1),
+                     train.Batches(x, y, batch_size=8), (x, y), epochs=3, desc="toy run")
+    err = capsys.readouterr().err
+    assert err.count("toy run") >= 1 and "15/15" in err  # 3 epochs x 5 batches, one bar
+    assert "epoch=3/3" in err and "val_acc" in err
+    assert len(hist["train_loss"]) == 3 and len(hist["val_acc"]) == 3
+
+
+def test_fit_steps_a_scheduler_once_per_epoch():
+    x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    model = torch.nn.Linear(4, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    train.fit(model, sched, (x, y), epochs=3, desc=None)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.125)
+
+
+def test_batches_keep_rows_together_and_repeat_with_the_seed():
+    x = torch.arange(20.).view(10, 2)
+    y = torch.arange(10)
+    b1 = list(train.Batches(x, y, batch_size=4, generator=torch.Generator().manual_seed(1)))
+    b2 = list(train.Batches(x, y, batch_size=4, generator=torch.Generator().manual_seed(1)))
+    assert [len(b[1]) for b in b1] == [4, 4, 2] and len(train.Batches(x, y, batch_size=4)) == 3
+    assert all(torch.equal(p[0], q[0]) for p, q in zip(b1, b2))
+    for xb, yb in b1:
+        assert torch.equal(xb[:, 0], 2 * yb.float())  # a row's x travels with its own y
+    with pytest.raises(ValueError, match="batch_size"):
+        train.Batches(x, y, batch_size=0)
+
+
+def test_batches_augment_only_the_inputs():
+    x, y = torch.ones(6, 1, 2, 2), torch.arange(6)
+    seen = []
+
+    def negate(xb, gen):
+        seen.append(gen)
+        return -xb
+    g = torch.Generator().manual_seed(0)
+    out = list(train.Batches(x, y, batch_size=3, generator=g, augment=negate))
+    assert all((xb == -1).all() for xb, _ in out) and seen == [g, g]
+    assert (x == 1).all()
+
+
+def test_fit_takes_at_most_eight_parameters():
+    import inspect
+    assert len(inspect.signature(train.fit).parameters) <= 8
+
+
+def test_auto_threads_one_thread_for_tiny_models_only():
+    assert train.auto_threads(models.StudentNet()) == 1
+    assert train.auto_threads(models.WeakStudentNet()) == 1
+    assert train.auto_threads(models.TeacherNet()) is None
