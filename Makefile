@@ -2,7 +2,7 @@
 #   make lab        open the series in JupyterLab
 #   make test       run the whole test suite (unit tests + every notebook in fast mode)
 #   make notebooks  (maintainers) execute every notebook at full length, saving the outputs
-#   make bench      speed benchmark (bench/README.md)
+#   make bench      speed benchmark (bench/bench.py; README, Speed)
 #   make exercises  (instructors) regenerate the homework exercises from the solutions (nbgrader)
 SHELL := /bin/bash
 VENV ?= .venv
@@ -35,7 +35,7 @@ lab: $(STAMP)
 
 test: $(STAMP)
 	@scripts/ensure_browser.sh
-	KDLIB_FAST=1 $(VENV)/bin/pytest --nbval-lax --nbval-current-env tests notebooks $(PYTEST_ARGS)
+	$(VENV)/bin/pytest --nbval-lax $(PYTEST_ARGS)
 
 notebooks: $(STAMP)
 	$(PY) scripts/run_notebooks.py $(NB)

@@ -67,7 +67,8 @@ def textbook_teacher(n: int) -> float:
         return n / (time.perf_counter() - start)
 
 
-def kdlib_teacher(n: int, bf16: bool, channels_last: bool) -> float:
+def kdlib_teacher(n: int, channels_last: bool) -> float:
+    """kdlib's loop; a channels_last model also gets bf16 autocast where kdlib.config.bf16()."""
     x, y = recipes.mnist_split()["train"]
     gen = kdlib.seed_everything(0)
     model = models.TeacherNet()
@@ -75,15 +76,15 @@ def kdlib_teacher(n: int, bf16: bool, channels_last: bool) -> float:
         model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adadelta(model.parameters(), lr=1.0)
     start = time.perf_counter()
-    train.train_epoch(model, opt, x[:n], y[:n], generator=gen, bf16=bf16, channels_last=channels_last)
+    train.train_epoch(model, opt, train.Batches(x[:n], y[:n], generator=gen))
     return n / (time.perf_counter() - start)
 
 
 def distillation_epochs(n: int) -> tuple[float, float, float, float]:
     """Seconds for one hard+soft student epoch with cached logits, with an fp32 and a bf16 teacher
     forward per batch, and for computing the cached logits once."""
-    teacher, info = recipes.get_teacher(progress=False)
-    bf16 = info["settings"]["bf16"]
+    teacher, info = recipes.mnist_teacher(progress=False)
+    bf16 = info["settings"].bf16
     x, y = recipes.mnist_split()["train"]
     x, y = x[:n], y[:n]
     loss = recipes.student_loss("hard+soft")
@@ -94,7 +95,7 @@ def distillation_epochs(n: int) -> tuple[float, float, float, float]:
         opt = torch.optim.Adam(student.parameters(), lr=1e-3, fused=True)
         with train.torch_threads(train.auto_threads(student)):
             start = time.perf_counter()
-            train.train_epoch(student, opt, x, y, *extra, loss_fn=loss_fn, generator=gen)
+            train.train_epoch(student, opt, train.Batches(x, y, *extra, generator=gen), loss_fn)
             return time.perf_counter() - start
 
     def per_batch(fast: bool):
@@ -105,7 +106,7 @@ def distillation_epochs(n: int) -> tuple[float, float, float, float]:
         return loss_fn
 
     start = time.perf_counter()
-    v = train.predict_logits(teacher, x, bf16=bf16, channels_last=True)
+    v = train.predict_logits(teacher, x)
     cache_s = time.perf_counter() - start
     cached = epoch(loss, v)
     forward_fp32 = epoch(per_batch(False), x)
@@ -144,15 +145,14 @@ def main() -> None:
     ap.add_argument("--skip-notebooks", action="store_true", help="skip the fast-mode notebook runs")
     args = ap.parse_args()
     os.environ.pop("KDLIB_FAST", None)
-    bf16 = recipes.use_bf16()
+    bf16 = kdlib.config.bf16()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, bf16 autocast: {bf16}", flush=True)
     rows = []
     textbook = textbook_teacher(N_TEACHER)
     rows.append(("teacher training, textbook loop (DataLoader, fp32)", f"{textbook:.0f} images/s", "1.0x"))
-    for b, cl, name in [(False, False, "kdlib loop, fp32"), (False, True, "kdlib loop, fp32, channels_last"),
-                        (bf16, True, f"kdlib loop, channels_last{', bf16' if bf16 else ''} (used)")]:
-        ips = kdlib_teacher(N_TEACHER, b, cl)
+    for cl, name in [(False, "kdlib loop, fp32"), (True, f"kdlib loop, channels_last{', bf16' if bf16 else ''} (used)")]:
+        ips = kdlib_teacher(N_TEACHER, cl)
         rows.append((f"teacher training, {name}", f"{ips:.0f} images/s", f"{ips / textbook:.1f}x"))
         print(rows[-1], flush=True)
     cached, forward, forward_fast, cache_s = distillation_epochs(48000)

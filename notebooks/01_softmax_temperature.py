@@ -67,7 +67,7 @@ print("T -> inf is uniform:", torch.allclose(softmax_t(z, 1e6), torch.full((4,),
 # ones where it gives the most probability to one other class.
 
 # %%
-teacher, info = recipes.get_teacher()
+teacher, info = recipes.mnist_teacher()
 subset = kdlib.pick(full=None, fast=2000)
 x_test, y_test = recipes.mnist_split(subset)["test"]
 images = kdlib.data.load("mnist", "test")[0][: len(y_test)]

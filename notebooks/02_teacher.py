@@ -58,7 +58,7 @@ summary(models.TeacherNet(), input_size=(64, 1, 28, 28), col_names=("output_size
 
 # %% [markdown]
 # ## Training
-# `recipes.get_teacher()` loads the checkpoint if one with exactly these settings exists, and
+# `recipes.mnist_teacher()` loads the checkpoint if one with exactly these settings exists, and
 # otherwise trains with `kdlib.train.fit` (a plain loop over whole tensors: see `kdlib/train.py`).
 # Two speed-ups leave the recipe as it is: inputs in `channels_last` memory order, and bfloat16
 # autocast where the CPU supports it (`bf16` below; the weights and the optimiser stay float32).
@@ -71,12 +71,12 @@ settings
 
 # %%
 start = time.perf_counter()
-teacher, info = recipes.get_teacher()
+teacher, info = recipes.mnist_teacher()
 hist = info["history"]
 print(f"{'loaded' if info['loaded'] else 'trained and saved'}: {info['path'].name}")
 print(f"cell time {time.perf_counter() - start:.1f} s; training took {sum(hist['seconds']):.1f} s "
       f"({', '.join(f'{s:.1f}' for s in hist['seconds'])} s per epoch)")
-n_train = settings["subset"] or 48000
+n_train = settings.subset or 48000
 print(f"training speed {n_train * len(hist['seconds']) / sum(hist['seconds']):.0f} images/s "
       f"(training plus validation pass)")
 for e, (tl, vl, va) in enumerate(zip(hist["train_loss"], hist["val_loss"], hist["val_acc"]), 1):
@@ -89,7 +89,7 @@ plots.plot_history({"teacher": hist}, title="Teacher on MNIST (48k train / 12k v
 # ## Test accuracy, beside the seed's
 
 # %%
-d = recipes.mnist_split(settings["subset"])
+d = recipes.mnist_split(settings.subset)
 x_test, y_test = d["test"]
 logits = train.predict_logits(teacher, x_test)
 pred = logits.argmax(1)
@@ -127,8 +127,8 @@ plots.show_images(images[wrong[:24]],
 # ## The checkpoint
 # Saved atomically under `checkpoints/` (git-ignored), with the settings that made it. Its file
 # name carries a hash of those settings, so a teacher trained otherwise (fast mode, another
-# recipe) gets another file and is never used in its place. Notebooks 01, 03, 05 load it through
-# `kdlib.recipes.get_teacher()`.
+# recipe) gets another file and is never used in its place. Notebooks 01, 03, 04 and homework 2 load
+# it through `kdlib.recipes.mnist_teacher()`.
 
 # %%
 print(info["path"].relative_to(kdlib.config.checkpoint_dir().parent))
@@ -147,7 +147,7 @@ summary(models.BlogTeacherNet(), input_size=(32, 1, 28, 28), col_names=("output_
         row_settings=("var_names",))
 
 # %%
-blog_teacher, binfo = recipes.get_blog_teacher()
+blog_teacher, binfo = recipes.blog_teacher()
 bh = binfo["history"]
 print(f"{'loaded' if binfo['loaded'] else 'trained and saved'}: {binfo['path'].name}; "
       f"training took {sum(bh['seconds']):.0f} s")

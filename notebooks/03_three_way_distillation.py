@@ -53,13 +53,13 @@ print(f"fast mode: {kdlib.fast_mode()}; seeds {SEEDS}; settings {recipes.STUDENT
 # ## The teacher and its cached logits
 
 # %%
-teacher, tinfo = recipes.get_teacher()
+teacher, tinfo = recipes.mnist_teacher()
 d = recipes.mnist_split(SUBSET)
 (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = d["train"], d["val"], d["test"]
 start = time.perf_counter()
 tset = tinfo["settings"]
-v_tr = train.predict_logits(teacher, x_tr, bf16=tset["bf16"], channels_last=True)
-v_va = train.predict_logits(teacher, x_va, bf16=tset["bf16"], channels_last=True)
+v_tr = train.predict_logits(teacher, x_tr)
+v_va = train.predict_logits(teacher, x_va)
 print(f"teacher logits for {len(x_tr) + len(x_va)} images in {time.perf_counter() - start:.1f} s "
       f"(once, eval mode, inference mode)")
 teacher_acc = train.evaluate(teacher, x_te, y_te)[1]
@@ -78,9 +78,9 @@ histories = {k: [] for k in KINDS}
 start = time.perf_counter()
 for kind in KINDS:
     for seed in SEEDS:
-        student, hist = recipes.train_student(recipes.student_loss(kind), (x_tr, y_tr, v_tr),
-                                              (x_va, y_va, v_va), seed=seed,
-                                              desc=f"{kind} seed {seed}")
+        student, hist = recipes.train_mnist_student(recipes.student_loss(kind), (x_tr, y_tr, v_tr),
+                                                    (x_va, y_va, v_va), seed=seed,
+                                                    desc=f"{kind} seed {seed}")
         results[kind].append(train.evaluate(student, x_te, y_te)[1])
         histories[kind].append(hist)
         print(f"{kind:9s} seed {seed}: {len(hist['train_loss'])} epochs (best {hist['best_epoch'] + 1}), "
@@ -156,13 +156,13 @@ plots.plot_history({k: histories[k][0] for k in KINDS}, keys=("acc",),
 # We rerun hard+soft with exactly that loss (keeping the $T^2$ factor) beside the correct one.
 
 # %%
-def seed_loss(teacher, T=recipes.STUDENT["T"], alpha=recipes.STUDENT["alpha"]):
+def seed_loss(teacher, T=recipes.STUDENT.T, alpha=recipes.STUDENT.alpha):
     """The seed's loss: KLDivLoss() ('mean' over batch x classes), teacher in train mode per batch."""
     kl_mean = torch.nn.KLDivLoss()  # reduction='mean'
 
     def loss_fn(z, y, x):
         teacher.train()  # the bug: dropout on
-        with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=tset["bf16"]):
+        with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=tset.bf16):
             v = teacher(x).float()
         soft = kl_mean(F.log_softmax(z / T, dim=1), F.softmax(v / T, dim=1)) * T * T
         return alpha * soft + (1 - alpha) * F.cross_entropy(z, y)
@@ -173,8 +173,8 @@ SEED_LOSS_SEEDS = SEEDS[:1]  # one extra run: the teacher forward on every batch
 seed_results = []
 start = time.perf_counter()
 for seed in SEED_LOSS_SEEDS:
-    student, hist = recipes.train_student(seed_loss(teacher), (x_tr, y_tr, x_tr), (x_va, y_va, x_va),
-                                          seed=seed, desc=f"seed's loss, seed {seed}")
+    student, hist = recipes.train_mnist_student(seed_loss(teacher), (x_tr, y_tr, x_tr), (x_va, y_va, x_va),
+                                                seed=seed, desc=f"seed's loss, seed {seed}")
     seed_results.append(train.evaluate(student, x_te, y_te)[1])
     print(f"seed's loss, seed {seed}: {len(hist['train_loss'])} epochs, test acc {seed_results[-1]:.4f}")
 teacher.eval()
@@ -210,11 +210,10 @@ print(f"seed's loss - correct loss: {(a_seed - a_ours) * 100:+.2f} points; "
 # after each epoch, as the blog does.
 
 # %%
-blog_teacher, binfo = recipes.get_blog_teacher()
+blog_teacher, binfo = recipes.blog_teacher()
 bd = recipes.mnist_full(SUBSET)
 (bx, by), (bxt, byt) = bd["train"], bd["test"]
-bset = binfo["settings"]
-bv, bvt = (train.predict_logits(blog_teacher, x, bf16=bset["bf16"], channels_last=True) for x in (bx, bxt))
+bv, bvt = (train.predict_logits(blog_teacher, x) for x in (bx, bxt))
 print(f"blog teacher test accuracy {(bvt.argmax(1) == byt).float().mean():.4f}")
 BLOG = {"no KD": 0.6584, "KD": 0.7286}
 WEAK_SEEDS = SEEDS[:kdlib.pick(full=3, fast=1)]
@@ -226,8 +225,8 @@ for name, loss_fn in [("no KD", lambda z, y, v: F.cross_entropy(z, y)),
         student = models.WeakStudentNet()
         opt = torch.optim.Adam(student.parameters(), lr=1e-4, fused=True)
         # the "val" slot holds the test set here: the blog reports test accuracy after every epoch
-        hist = train.fit(student, opt, (bx, by, bv), (bxt, byt, bvt), epochs=kdlib.pick(5, 1),
-                         loss_fn=loss_fn, batch_size=32, generator=gen, desc=f"weak student, {name}, seed {seed}")
+        hist = train.fit(student, opt, train.Batches(bx, by, bv, batch_size=32, generator=gen), (bxt, byt, bvt),
+                         epochs=kdlib.pick(5, 1), loss_fn=loss_fn, desc=f"weak student, {name}, seed {seed}")
         weak[name].append(hist["val_acc"])
 acc = {k: np.array(v) for k, v in weak.items()}  # seeds x epochs
 rows = [f"| epoch | no KD (ours, mean ± std of {len(WEAK_SEEDS)} seeds) | KD (ours) |", "|---|---|---|"]

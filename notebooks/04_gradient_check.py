@@ -119,14 +119,14 @@ for T, (diff, size) in eq2_diffs.items():
 # by the networks and converted to float64 for the comparison.
 
 # %%
-teacher, tinfo = recipes.get_teacher(progress=False)
+teacher, tinfo = recipes.mnist_teacher(progress=False)
 d = recipes.mnist_split(kdlib.pick(full=None, fast=3000))
 (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = d["train"], d["val"], d["test"]
 print(f"teacher: {'loaded from' if tinfo['loaded'] else 'trained into'} {tinfo['path']}, "
       f"test accuracy {tinfo['test_acc']:.4f}")
 
-student, shist = recipes.train_student(train.cross_entropy, (x_tr, y_tr), (x_va, y_va), seed=0,
-                                       max_epochs=1, progress=False, desc="student (1 epoch)")
+student, shist = recipes.train_mnist_student(train.cross_entropy, (x_tr, y_tr), (x_va, y_va), seed=0,
+                                             max_epochs=1, desc=None)
 x_real, y_real = x_te[:1000], y_te[:1000]
 v_real = train.predict_logits(teacher, x_real).double()
 z_real = train.predict_logits(student, x_real).double()
@@ -245,7 +245,7 @@ print(f"fitted slopes (T >= {T_grid[fit_from][0]:.0f}): zero-meaned "
 # %%
 y_rand = torch.randint(0, C, (N_RAND,), generator=torch.Generator().manual_seed(4))
 T_rule = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
-ALPHA = recipes.STUDENT["alpha"]
+ALPHA = recipes.STUDENT.alpha
 
 
 def gradient_sizes(z, v, y, Ts):
@@ -567,7 +567,7 @@ print(f"verdict: a teacher in train mode gives different soft targets on each ca
 assert not teacher.training
 
 # %% [markdown]
-# kdlib avoids this by construction: `recipes.get_teacher()` returns the teacher in `eval()` mode with
+# kdlib avoids this by construction: `recipes.mnist_teacher()` returns the teacher in `eval()` mode with
 # its parameters frozen, and `train.predict_logits` switches to `eval()` (and back) around its call.
 #
 # ## Summary

@@ -23,7 +23,8 @@
 #   student's and $z_t$ the teacher's logits (`kdlib.losses.logit_regression_loss`, averaged over
 #   the batch). No labels and no temperature.
 # - **Noisy teacher** (eq. 2): in every mini-batch each sample is chosen with probability
-#   $\alpha$; a chosen sample's teacher logits become $z_t(1+\xi)$ with $\xi\sim\mathcal N(0,\sigma^2)$
+#   $\alpha$ (kdlib calls it `fraction`: in kdlib, alpha is the soft-term weight of `distillation_loss`);
+#   a chosen sample's teacher logits become $z_t(1+\xi)$ with $\xi\sim\mathcal N(0,\sigma^2)$
 #   drawn for every logit (`kdlib.losses.perturb_logits`). The student regresses to the perturbed
 #   logits (eq. 3, `kdlib.noisy.noisy_teacher_loss`).
 #
@@ -83,9 +84,9 @@ from kdlib import losses, models, noisy, train
 NOTEBOOK_START = time.perf_counter()
 SIZE = "paper" if kdlib.config.device().type == "cuda" else "cpu"
 SEEDS = kdlib.pick(full=[0, 1, 2], fast=[0, 1])
-SIGMAS = kdlib.pick(full=[0.1, 0.25, 0.5, 0.75, 1.0], fast=[0.2, 0.8])  # at FIXED_ALPHA
-FIXED_ALPHA = 0.5
-ALPHAS = kdlib.pick(full=[0.25, 0.5, 0.75, 1.0], fast=[0.5, 1.0])     # at the best sigma
+SIGMAS = kdlib.pick(full=[0.1, 0.25, 0.5, 0.75, 1.0], fast=[0.2, 0.8])  # at FIXED_FRACTION
+FIXED_FRACTION = 0.5  # the paper's alpha: the fraction of perturbed samples
+FRACTIONS = kdlib.pick(full=[0.25, 0.5, 0.75, 1.0], fast=[0.5, 1.0])  # at the best sigma
 DROPOUTS = kdlib.pick(full=[0.2, 0.5], fast=[0.5])                     # noise in the student
 PART_SECONDS = {}
 print(f"size: {SIZE}, device: {kdlib.config.device()}, {torch.get_num_threads()} threads, "
@@ -101,7 +102,7 @@ print(f"size: {SIZE}, device: {kdlib.config.device()}, {torch.get_num_threads()}
 start = time.perf_counter()
 S_MNIST = noisy.settings("mnist", SIZE)
 D_MNIST = noisy.load_data(S_MNIST)
-teacher_mnist, tinfo = noisy.get_teacher(S_MNIST, D_MNIST)
+teacher_mnist, tinfo = noisy.dataset_teacher(S_MNIST, D_MNIST)
 z = train.predict_logits(teacher_mnist, D_MNIST["val"][0][:2000])
 gen = torch.Generator().manual_seed(0)
 z_noisy = losses.perturb_logits(z, sigma=0.5, fraction=1.0, generator=gen)
@@ -134,13 +135,13 @@ print(f"the noisy logits keep the teacher's top class for {same:.1%} of these im
 s_logits = train.predict_logits(models.MLP800(), D_MNIST["val"][0][:256])
 zb = z[:256]
 DRAWS = kdlib.pick(full=4000, fast=500)
-rows = ["| sigma | alpha | Monte Carlo mean | closed form | clean loss | relative gap |", "|---|---|---|---|---|---|"]
-for sigma, alpha in [(0.1, 0.5), (0.5, 0.5), (1.0, 1.0)]:
-    f = noisy.noisy_teacher_loss(sigma, alpha, torch.Generator().manual_seed(1))
+rows = ["| sigma | fraction (alpha) | Monte Carlo mean | closed form | clean loss | relative gap |", "|---|---|---|---|---|---|"]
+for sigma, fraction in [(0.1, 0.5), (0.5, 0.5), (1.0, 1.0)]:
+    f = noisy.noisy_teacher_loss(sigma, fraction, torch.Generator().manual_seed(1))
     mc = torch.stack([f(s_logits, None, zb) for _ in range(DRAWS)])
-    exact = noisy.expected_noisy_loss(s_logits, zb, sigma, alpha)
+    exact = noisy.expected_noisy_loss(s_logits, zb, sigma, fraction)
     clean = losses.logit_regression_loss(s_logits, zb)
-    rows.append(f"| {sigma} | {alpha} | {mc.mean():.3f} ± {mc.std() / DRAWS ** 0.5:.3f} | {exact:.3f} "
+    rows.append(f"| {sigma} | {fraction} | {mc.mean():.3f} ± {mc.std() / DRAWS ** 0.5:.3f} | {exact:.3f} "
                 f"| {clean:.3f} | {abs(mc.mean() - exact) / exact:.2%} |")
 display(Markdown("\n".join(rows)))
 
@@ -191,8 +192,8 @@ def show_results(res):
     clean0 = next(r for r in runs if r["stage"] == "clean teacher" and r["lr"] == res["lr_teacher"])
     alone0 = next(r for r in runs if r["stage"] == "alone" and r["lr"] == res["lr_alone"])
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
-    for ax, stage, param in [(axes[0], "sigma grid", "sigma"), (axes[1], "alpha grid", "alpha")]:
-        pts = [r for r in runs if r["stage"] == stage or (stage == "alpha grid" and r["stage"] == "sigma grid"
+    for ax, stage, param in [(axes[0], "sigma grid", "sigma"), (axes[1], "fraction grid", "fraction")]:
+        pts = [r for r in runs if r["stage"] == stage or (stage == "fraction grid" and r["stage"] == "sigma grid"
                                                            and r["sigma"] == res["best_sigma"])]
         pts = sorted(pts, key=lambda r: r[param])
         xs = [r[param] for r in pts]
@@ -203,22 +204,22 @@ def show_results(res):
         ax.axhline(alone0["test_acc"], color="C3", ls="-.", label="student alone, test")
         ax.set_xlabel(param)
         ax.set_title(f"{res['dataset']}: accuracy against {param}" +
-                     (f" (alpha = {FIXED_ALPHA})" if param == "sigma" else f" (sigma = {res['best_sigma']})"))
+                     (f" (fraction = {FIXED_FRACTION})" if param == "sigma" else f" (sigma = {res['best_sigma']})"))
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy")
     axes[1].legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     plt.show()
 
-    grid = ["| student (seed %d) | sigma | alpha | dropout | lr | validation | test |" % SEEDS[0],
+    grid = ["| student (seed %d) | sigma | fraction | dropout | lr | validation | test |" % SEEDS[0],
             "|---|---|---|---|---|---|---|"]
     for r in runs:
         if r["seed"] == SEEDS[0]:
-            grid.append(f"| {r['stage']} | {'-' if r['sigma'] is None else r['sigma']} | {r['alpha']} "
+            grid.append(f"| {r['stage']} | {'-' if r['sigma'] is None else r['sigma']} | {r['fraction']} "
                         f"| {r['dropout']} | {r['lr']:g} | {r['val_acc']:.4f} | {r['test_acc']:.4f} |")
     display(Markdown("\n".join(grid)))
     print(f"chosen on validation: lr {res['lr_alone']:g} (alone), lr {res['lr_teacher']:g} (from the "
-          f"teacher), sigma {res['best_sigma']}, alpha {res['best_alpha']}, dropout {res['best_dropout']}")
+          f"teacher), sigma {res['best_sigma']}, fraction {res['best_fraction']}, dropout {res['best_dropout']}")
 
     table = [f"| {res['dataset']} (test accuracy) | mean ± std over {len(SEEDS)} seeds | per seed |", "|---|---|---|"]
     for k in KEYS:
@@ -240,7 +241,7 @@ def show_results(res):
 
 # %%
 start = time.perf_counter()
-res_mnist = noisy.experiment(S_MNIST, SIGMAS, ALPHAS, FIXED_ALPHA, DROPOUTS, SEEDS, d=D_MNIST)
+res_mnist = noisy.experiment(S_MNIST, SIGMAS, FRACTIONS, FIXED_FRACTION, DROPOUTS, SEEDS, d=D_MNIST)
 PART_SECONDS["MNIST: students (section 3)"] = time.perf_counter() - start
 print(f"MNIST students: {PART_SECONDS['MNIST: students (section 3)']:.0f} s "
       f"({len(res_mnist['runs'])} students, teacher {'loaded' if res_mnist['teacher_info']['loaded'] else 'trained'})")
@@ -273,7 +274,7 @@ show_results(res_mnist)
 # %%
 start = time.perf_counter()
 S_CIFAR = noisy.settings("cifar10", SIZE)
-res_cifar = noisy.experiment(S_CIFAR, SIGMAS, ALPHAS, FIXED_ALPHA, DROPOUTS, SEEDS)
+res_cifar = noisy.experiment(S_CIFAR, SIGMAS, FRACTIONS, FIXED_FRACTION, DROPOUTS, SEEDS)
 PART_SECONDS["CIFAR-10: data, teacher, students (section 4)"] = time.perf_counter() - start
 print(f"CIFAR-10 part: {PART_SECONDS['CIFAR-10: data, teacher, students (section 4)']:.0f} s "
       f"({len(res_cifar['runs'])} students, teacher {'loaded' if res_cifar['teacher_info']['loaded'] else 'trained'})")
@@ -318,7 +319,7 @@ except FileNotFoundError as e:
     print(f"SVHN part skipped.\n{e}")
 if svhn_available:
     start = time.perf_counter()
-    res_svhn = noisy.experiment(noisy.settings("svhn", SIZE), SIGMAS, ALPHAS, FIXED_ALPHA, DROPOUTS, SEEDS)
+    res_svhn = noisy.experiment(noisy.settings("svhn", SIZE), SIGMAS, FRACTIONS, FIXED_FRACTION, DROPOUTS, SEEDS)
     PART_SECONDS["SVHN (section 5)"] = time.perf_counter() - start
     show_results(res_svhn)
 

@@ -2,8 +2,10 @@
 
     python scripts/run_notebooks.py [notebooks/02_teacher.ipynb ...]   (default: all, in order)
 
-Each .py (jupytext) source is synced into its .ipynb first; the wall time of each run is
-recorded in bench/notebook_times.json (read by bench/bench.py). Set KDLIB_FAST=1 to time fast mode.
+Each .py (jupytext) source is synced into its .ipynb first; progress bars are saved as their final
+text, without widget state (``clean_notebook.py``); the wall time of each run is recorded in
+bench/notebook_times.json (read by bench/bench.py). ``KDLIB_FAST`` is read by kdlib's own parser
+(``kdlib.config.fast_mode``): in fast mode the run is timed but its outputs are not saved.
 """
 from __future__ import annotations
 
@@ -18,6 +20,11 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from kdlib.config import fast_mode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from clean_notebook import text_progress  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 TIMES = ROOT / "bench" / "notebook_times.json"
 
@@ -31,13 +38,14 @@ def run(path: Path, fast: bool) -> float:
     client.execute()
     seconds = time.perf_counter() - start
     if not fast:  # only full-length outputs are committed
+        text_progress(nb)
         nbformat.write(nb, path)
         subprocess.run([sys.executable, "-m", "jupytext", "--sync", "--quiet", str(path)], check=True)
     return seconds
 
 
 def main(argv: list[str]) -> None:
-    fast = os.environ.get("KDLIB_FAST", "") not in ("", "0")
+    fast = fast_mode()  # the same parser as the kernels': an unknown value is an error
     paths = [Path(a).resolve() for a in argv] or sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
     mode = "fast" if fast else "full"
     for path in paths:

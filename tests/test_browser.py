@@ -77,20 +77,22 @@ def lab(tmp_path_factory, real_data_module):
 
 @pytest.fixture(scope="module")
 def real_data_module():
-    from conftest import real_data_dir
-    d = real_data_dir()
-    if d is None:
+    """Real MNIST and fast mode for this module's kdlib calls, restored afterwards."""
+    d = Path(__file__).resolve().parents[2] / "shared" / "data"
+    d = Path(os.environ.get("KDLIB_DATA", d))
+    if not (d / "mnist-train.npz").exists():
         pytest.skip("real MNIST not found (set KDLIB_DATA)")
-    os.environ["KDLIB_DATA"] = str(d)
-    return d
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KDLIB_DATA", str(d))
+        mp.setenv("KDLIB_FAST", "1")
+        yield d
 
 
 def _expected(image_index: int, T: float):
     """What kdlib computes for test image ``image_index`` at temperature T (fast-mode teacher)."""
     from kdlib import recipes, train
     from kdlib.losses import softmax_t
-    os.environ["KDLIB_FAST"] = "1"
-    teacher, _ = recipes.get_teacher(progress=False)
+    teacher, _ = recipes.mnist_teacher(progress=False)
     x = recipes.mnist_split(2000)["test"][0]
     q = softmax_t(train.predict_logits(teacher, x)[image_index], T)
     return q, float(torch.special.entr(q).sum())
