@@ -55,7 +55,7 @@
 # - **MNIST**: the paper's networks; the teacher trains 4 epochs on the 48,000-image split; each
 #   student learns from the first **10,000** of those images for 10 epochs.
 # - **CIFAR-10**: a smaller teacher, `SmallVGG(24)` (six 3x3 conv layers with BatchNorm, 177,394
-#   parameters, 22 M multiply-adds per image; 5 epochs with random flips, on 45,000 images) instead
+#   parameters, 22 M multiply-adds per image; 5 epochs with random flips, on the training split) instead
 #   of NiN, and the paper's LeNet at a quarter of its width, `LeNetCIFAR(channels=(16, 32),
 #   hidden=256)` (541,162 parameters, 5 M multiply-adds), as the student, trained on **10,000**
 #   images for 10 epochs.
@@ -181,7 +181,7 @@ PART_SECONDS["MNIST: data, teacher, sections 1-2"] = time.perf_counter() - start
 #
 # The function below shows one dataset's results: the grids (validation and test accuracy, the
 # teacher as a line) and the key comparison over seeds, with a Welch t statistic (with 3 seeds,
-# |t| above about 4.3 is a difference that run-to-run noise rarely produces, p < 0.05 with 2 degrees
+# $|t| > 4.3$ is a difference that run-to-run noise rarely produces, p < 0.05 with 2 degrees
 # of freedom; fast mode has 2 seeds).
 
 # %%
@@ -268,7 +268,7 @@ show_results(res_mnist)
 #   the noisy teacher (noisy - dropout: +0.20 points, t = +2.3, not beyond the noise of 3 seeds).
 #
 # ## 4 · CIFAR-10
-# The real CIFAR-10 from `KDLIB_DATA` (45,000 training / 5,000 validation images, split with seed 42;
+# The real CIFAR-10 from `KDLIB_DATA` (the training images less 5,000 for validation, split with seed 42;
 # the 10,000 test images). CPU size: `SmallVGG(24)` teacher, quarter-width LeNet student on 10,000 images.
 
 # %%
