@@ -7,8 +7,7 @@ from torchvision's downloaders; offline, the error says which file is missing an
 """
 from __future__ import annotations
 
-import os
-import tempfile
+import socket
 import zipfile
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 
 from . import config
+from .files import atomic_write
 
 NAMES = ("mnist", "cifar10", "svhn")
 SPLITS = ("train", "test")
@@ -26,12 +26,9 @@ NUM_CLASSES = 10
 MEAN = {"mnist": (0.1307,), "cifar10": (0.4914, 0.4822, 0.4465), "svhn": (0.4377, 0.4438, 0.4728)}
 STD = {"mnist": (0.3081,), "cifar10": (0.2470, 0.2435, 0.2616), "svhn": (0.1980, 0.2010, 0.1970)}
 
-CLASSES = {
-    "mnist": tuple(str(d) for d in range(10)),
-    "svhn": tuple(str(d) for d in range(10)),
-    "cifar10": ("airplane", "automobile", "bird", "cat", "deer",
-                "dog", "frog", "horse", "ship", "truck"),
-}
+# Seconds a download waits for the server on any one network operation (connect, each read)
+# before it gives up: a network that accepts and never answers must not block load() forever.
+DOWNLOAD_TIMEOUT = 60.0
 
 
 class DatasetError(ValueError):
@@ -71,22 +68,18 @@ def validate(images: np.ndarray, labels: np.ndarray, name: str, where: str = "")
 
 
 def save_npz(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
-    """Write a dataset file atomically (temporary file, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, images=images, labels=labels)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write a dataset file atomically, with the mode of any file the user writes."""
+    atomic_write(path, lambda f: np.savez_compressed(f, images=images, labels=labels))
 
 
 def _read_npz(path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+    rebuild = "Delete it and run again to rebuild it, or copy a good one."
     try:
-        with np.load(path, allow_pickle=False) as f:
+        f = np.load(path, allow_pickle=False)
+        if not isinstance(f, np.lib.npyio.NpzFile):
+            raise DatasetError(f"{path} holds a single .npy array, not an .npz archive with "
+                               f"'images' and 'labels'. {rebuild}")
+        with f:
             missing = {"images", "labels"} - set(f.files)
             if missing:
                 raise DatasetError(f"{path} lacks the array(s) {sorted(missing)}; "
@@ -94,9 +87,13 @@ def _read_npz(path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
             images, labels = f["images"], f["labels"]
     except DatasetError:
         raise
+    except PermissionError as e:
+        raise PermissionError(f"{path} cannot be read: permission denied. Make it readable "
+                              f"(chmod u+r {path}, or ask its owner), or point KDLIB_DATA at a "
+                              f"folder whose files you can read.") from e
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
         raise DatasetError(f"{path} is not a readable .npz dataset file ({type(e).__name__}: {e}). "
-                           f"Delete it and run again to rebuild it, or copy a good one.") from e
+                           f"{rebuild}") from e
     validate(images, labels, name, str(path))
     return images, labels
 
@@ -141,12 +138,18 @@ def load(name: str, split: str, download: bool = True) -> tuple[torch.Tensor, to
         if not download:
             raise FileNotFoundError(f"Missing dataset file {path.name} ({name} {split}) in "
                                     f"{path.parent}. {_HOW_TO}")
+        # torchvision's urlopen() calls take the process-wide default socket timeout.
+        old_timeout = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT)
         try:
             images, labels = _from_torchvision(name, split, path.parent / "torchvision")
-        except Exception as e:  # offline, or a broken download
+        except Exception as e:  # offline, no answer in time, or a broken download
             raise FileNotFoundError(
                 f"Missing dataset file {path.name} ({name} {split}) in {path.parent}, and "
-                f"torchvision could not download {name} ({type(e).__name__}: {e}). {_HOW_TO}") from e
+                f"torchvision could not download {name} ({type(e).__name__}: {e}; it gives up when "
+                f"the server does not answer within {DOWNLOAD_TIMEOUT:g} s). {_HOW_TO}") from e
+        finally:
+            socket.setdefaulttimeout(old_timeout)
         validate(images, labels, name, f"torchvision's {name} {split}")
         save_npz(path, images, labels)
     images, labels = _read_npz(path, name)
@@ -170,7 +173,7 @@ def to_float(images: torch.Tensor, name: str) -> torch.Tensor:
     """uint8 images to normalised float32, N x C x H x W: ``(x / 255 - mean) / std``."""
     if name not in NAMES:
         raise ValueError(f"name must be one of {NAMES}, got {name!r}")
-    x = images.float().div_(255)
+    x = images.float() / 255  # never in place: .float() of a float32 tensor is that tensor
     x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
     mean = torch.tensor(MEAN[name]).view(1, -1, 1, 1)
     std = torch.tensor(STD[name]).view(1, -1, 1, 1)

@@ -5,18 +5,35 @@ T = temperature; q = softmax(z/T) the student's soft output; p = softmax(v/T) th
 
 Convention: ``alpha`` weights the SOFT term, as in Hinton et al. and the seed experiment
 (torchdistill and the Keras example use the opposite: their alpha weights the hard term).
+
+T, alpha, sigma and fraction may be any real number: Python, NumPy or a 0-d tensor, not a bool.
+T must be at least ``T_MIN``: a smaller T lets z / T overflow to inf (NaN losses).
 """
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
 
+T_MIN = 1e-4
 
-def _check_T(T) -> None:
-    if not (isinstance(T, (int, float)) and math.isfinite(T) and T > 0):
-        raise ValueError(f"T must be a finite number > 0, got {T!r}")
+
+def _real(name: str, x, allowed: str, ok) -> float:
+    """``float(x)`` if x is a real number (not a bool) for which ``ok`` holds, else ValueError."""
+    value = x.item() if isinstance(x, torch.Tensor) and x.ndim == 0 else x
+    try:
+        good = isinstance(value, numbers.Real) and not isinstance(value, bool) and ok(float(value))
+    except OverflowError:  # an int too large for a float
+        good = False
+    if not good:
+        raise ValueError(f"{name} must be {allowed}, got {x!r}")
+    return float(value)
+
+
+def _check_T(T) -> float:
+    return _real("T", T, f"a finite number >= T_MIN = {T_MIN:g}", lambda t: T_MIN <= t < math.inf)
 
 
 def _check_logits(name: str, x: torch.Tensor) -> None:
@@ -31,12 +48,14 @@ def _check_pair(z: torch.Tensor, v: torch.Tensor, names=("student_logits", "teac
     if z.shape != v.shape:
         raise ValueError(f"{names[0]} and {names[1]} must have the same shape N x C, "
                          f"got {tuple(z.shape)} and {tuple(v.shape)}")
+    if z.shape[0] == 0:  # a mean over no rows is NaN
+        raise ValueError(f"{names[0]} must have at least one row (N >= 1), got shape {tuple(z.shape)}")
 
 
 def softmax_t(logits: torch.Tensor, T: float) -> torch.Tensor:
     """Softmax with temperature over the class dimension: q_i = exp(z_i/T) / sum_j exp(z_j/T)
     (Hinton et al. 2015, eq. 1). T -> 0 gives the arg-max one-hot, T -> inf gives 1/C."""
-    _check_T(T)
+    T = _check_T(T)
     if not isinstance(logits, torch.Tensor) or logits.ndim < 1 or not logits.is_floating_point():
         raise ValueError("logits must be a float tensor with the classes in the last dimension")
     return torch.softmax(logits / T, dim=-1)
@@ -48,11 +67,15 @@ def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
 
     Its gradient is T * (q - p) / N per logit: Hinton eq. 2, dC/dz_i = (q_i - p_i) / T, times T^2
     so that the soft term keeps its size as T changes (Hinton section 2).
+    A teacher logit of -inf is a target p_i = 0, which adds 0 log 0 = 0 to the KL.
     """
-    _check_T(T)
+    T = _check_T(T)
     _check_pair(student_logits, teacher_logits)
     log_q = F.log_softmax(student_logits / T, dim=1)
     log_p = F.log_softmax(teacher_logits / T, dim=1)
+    # p_i = 0 gives log p_i = -inf and exp(log p_i) * (log p_i - log q_i) = 0 * -inf = NaN;
+    # the most negative float instead adds exactly 0, and its gradient is 0.
+    log_p = log_p.clamp(min=torch.finfo(log_p.dtype).min)
     return F.kl_div(log_q, log_p, reduction="batchmean", log_target=True) * T * T
 
 
@@ -73,8 +96,7 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     alpha weights the SOFT term (Hinton et al. 2015, section 2; seed experiment: T=2, alpha=0.8).
     alpha=1 is pure distillation, alpha=0 plain training on the labels.
     """
-    if not (isinstance(alpha, (int, float)) and 0 <= alpha <= 1):
-        raise ValueError(f"alpha must lie in [0, 1], got {alpha!r}")
+    alpha = _real("alpha", alpha, "a number in [0, 1]", lambda a: 0 <= a <= 1)
     _check_pair(student_logits, teacher_logits)
     _check_labels(labels, *student_logits.shape)
     soft = soft_target_loss(student_logits, teacher_logits, T)
@@ -95,10 +117,8 @@ def perturb_logits(logits: torch.Tensor, sigma: float, fraction: float,
     the other rows are returned unchanged. Pass a seeded ``generator`` to repeat the noise.
     """
     _check_logits("logits", logits)
-    if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma >= 0):
-        raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
-    if not (isinstance(fraction, (int, float)) and 0 <= fraction <= 1):
-        raise ValueError(f"fraction must lie in [0, 1], got {fraction!r}")
+    sigma = _real("sigma", sigma, "a finite number >= 0", lambda s: 0 <= s < math.inf)
+    fraction = _real("fraction", fraction, "a number in [0, 1]", lambda f: 0 <= f <= 1)
     n, c = logits.shape
     chosen = torch.rand(n, generator=generator) < fraction
     xi = torch.randn(n, c, generator=generator, dtype=logits.dtype) * sigma
