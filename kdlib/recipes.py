@@ -98,13 +98,13 @@ def student_loss(kind: str, T: float = STUDENT.T, alpha: float = STUDENT.alpha):
 
 
 def train_mnist_student(loss_fn, train_data, val_data, seed: int, max_epochs: int | None = None,
-                        desc: str | None = "student"):
-    """The seed's 784-16-10 student trained with :data:`STUDENT`'s recipe and ``loss_fn``.
+                        desc: str | None = "student", hidden: int = 16):
+    """The seed's 784-``hidden``-10 student trained with :data:`STUDENT`'s recipe and ``loss_fn``.
     ``train_data``/``val_data`` are ``(x, y, *extra)`` tuples whose extras reach ``loss_fn``
     (cached teacher logits); the best weights on validation are kept. Returns ``(model, history)``."""
     s = STUDENT
     gen = seed_everything(seed)
-    model = models.StudentNet()
+    model = models.StudentNet(hidden)
     opt = torch.optim.Adam(model.parameters(), lr=s.lr, fused=True)
     es = train.EarlyStopping(patience=s.patience, min_delta=s.min_delta)
     hist = train.fit(model, opt, train.Batches(*train_data, batch_size=s.batch_size, generator=gen),
@@ -116,10 +116,12 @@ def train_mnist_student(loss_fn, train_data, val_data, seed: int, max_epochs: in
 # ---- The seed blog's pair (notebook 03's weak-student experiment) ---------------------------
 
 def mnist_full(subset: int | None = None) -> dict:
-    """All 60,000 MNIST training images (the blog used no validation split) and the test set."""
-    x, y = data.load("mnist", "train")
-    xt, yt = data.load("mnist", "test")
-    parts = {"train": (data.to_float(x, "mnist"), y), "test": (data.to_float(xt, "mnist"), yt)}
+    """All 60,000 MNIST training images (the blog used no validation split) and the test set, as
+    the blog fed them: ``ToTensor()`` only, pixels / 255 in [0, 1], no normalisation."""
+    parts = {}
+    for split in ("train", "test"):
+        x, y = data.load("mnist", split)
+        parts[split] = (x.unsqueeze(1).float().div(255), y)
     if subset is not None:
         parts = {k: (a[:subset], b[:subset]) for k, (a, b) in parts.items()}
     return parts
@@ -127,9 +129,10 @@ def mnist_full(subset: int | None = None) -> dict:
 
 @dataclass(frozen=True)
 class BlogTeacherSettings:
-    """The blog's recipe: Adam lr 1e-4, batch 32, 5 epochs on all 60,000 training images."""
-    model: str = "BlogTeacherNet"
-    data: str = "mnist-60k"
+    """The blog's recipe: Adam lr 1e-4, batch 32, 5 epochs on all 60,000 training images (pixels
+    / 255), its network as written (:func:`kdlib.models.BlogTeacherNet`)."""
+    model: str = "BlogTeacherNet (as written: no ReLU after fc1, dropout on in eval)"
+    data: str = "mnist-60k, pixels/255"
     optimizer: str = "Adam (fused)"
     lr: float = 1e-4
     batch_size: int = 32
@@ -146,8 +149,9 @@ def blog_teacher_settings() -> BlogTeacherSettings:
 
 
 def blog_teacher(progress: bool = True) -> tuple[torch.nn.Module, dict]:
-    """The blog's conv teacher, frozen, loaded from its checkpoint or trained now.
-    Its history's ``val_*`` entries are test-set scores after each epoch (as in the blog)."""
+    """The blog's conv teacher, frozen (its dropout stays on, as in the blog's code), loaded from its
+    checkpoint or trained now. Its history's ``val_*`` entries are test-set scores after each
+    epoch, with dropout on (as in the blog)."""
     s = blog_teacher_settings()
 
     def fit_it(model):

@@ -1,0 +1,65 @@
+"""The seed experiment's and the seed blog's distillation losses exactly as their code wrote them
+(notebook 03), made fast.
+
+Both teachers run with dropout on while the student learns (the seed left its teacher in
+``train()`` mode; the blog's functional dropout ignores ``eval()``), so their soft targets change on
+every batch. The layers before a teacher's first dropout are deterministic, though: they run once
+over the whole training set (:func:`split_at_dropout`, then :func:`kdlib.train.predict_logits` on
+the trunk), and each batch draws dropout on the cached features and runs only the rest.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .models import AlwaysDropout
+
+
+def split_at_dropout(model: nn.Sequential) -> tuple[nn.Sequential, nn.Sequential]:
+    """``(trunk, head)``: the layers before ``model``'s first dropout, and the rest (from that
+    dropout on). ``head(trunk(x))`` is ``model(x)``, with the same random draws in train mode."""
+    for i, m in enumerate(model):
+        if isinstance(m, (nn.Dropout, AlwaysDropout)):
+            return model[:i], model[i:]
+    raise ValueError("model has no dropout layer: nothing random to split off")
+
+
+def seed_loss(head: nn.Sequential, T: float = 2.0, alpha: float = 0.8):
+    """The seed experiment's hard+soft loss as written, for ``loss_fn(z, y, features)``:
+
+        alpha * T^2 * KLDivLoss()(log_softmax(z/T), softmax(v/T)) + (1 - alpha) * CE(z, y),
+
+    where ``KLDivLoss()`` has its default reduction ``'mean'`` (over the batch *and* the C classes:
+    1/C of the KL divergence), and ``v = head(features)`` with the teacher's head in train mode
+    (dropout on, new draws on every batch). ``features``: the teacher's cached trunk outputs.
+    """
+    kl_mean = nn.KLDivLoss()  # reduction='mean', as the seed wrote it
+
+    def loss_fn(z, y, features):
+        head.train()  # the seed's teacher was never put in eval mode
+        with torch.no_grad():
+            v = head(features)
+        soft = kl_mean(F.log_softmax(z / T, dim=1), F.softmax(v / T, dim=1)) * T * T
+        return alpha * soft + (1 - alpha) * F.cross_entropy(z, y)
+    return loss_fn
+
+
+def blog_loss(head: nn.Sequential, T: float = 5.0, alpha: float = 0.7):
+    """The seed blog's loss as written, for ``loss_fn(z, y, features)``:
+
+        (1 - alpha) * CE(z, y) + alpha * KLDivLoss(reduction='batchmean')(softmax(z/T), softmax(v/T))
+
+    with *probabilities* q = softmax(z/T) as KLDivLoss's input, where it expects log-probabilities,
+    and no T^2. KLDivLoss(input=q, target=p) computes 1/N sum_n sum_c p (log p - q): its gradient
+    is dL/dz_j = -(alpha / (N T)) q_j (p_j - sum_c p_c q_c), which raises the probability the
+    student gives the teacher's likely classes, not a match of the two distributions.
+    ``v = head(features)``: the blog teacher's head, whose dropout is on whatever its mode.
+    """
+    kl = nn.KLDivLoss(reduction="batchmean")
+
+    def loss_fn(z, y, features):
+        with torch.no_grad():
+            v = head(features)
+        return (1 - alpha) * F.cross_entropy(z, y) + alpha * kl(F.softmax(z / T, dim=1), F.softmax(v / T, dim=1))
+    return loss_fn
