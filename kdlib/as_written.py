@@ -9,6 +9,8 @@ the trunk), and each batch draws dropout on the cached features and runs only th
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -40,7 +42,9 @@ def seed_loss(head: nn.Sequential, T: float = 2.0, alpha: float = 0.8):
         head.train()  # the seed's teacher was never put in eval mode
         with torch.no_grad():
             v = head(features)
-        soft = kl_mean(F.log_softmax(z / T, dim=1), F.softmax(v / T, dim=1)) * T * T
+        with warnings.catch_warnings():  # torch warns that 'mean' is not the KL: that is the point
+            warnings.filterwarnings("ignore", message="reduction: 'mean' divides")
+            soft = kl_mean(F.log_softmax(z / T, dim=1), F.softmax(v / T, dim=1)) * T * T
         return alpha * soft + (1 - alpha) * F.cross_entropy(z, y)
     return loss_fn
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.ticker import MaxNLocator
 
 
 def plot_history(histories: dict, keys=("loss", "acc"), title: str = ""):
@@ -16,6 +17,7 @@ def plot_history(histories: dict, keys=("loss", "acc"), title: str = ""):
             if h.get(f"val_{key}"):
                 ax.plot(epochs, h[f"val_{key}"], "--", color=f"C{i}", label=f"{name} val")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

@@ -3,7 +3,8 @@
 ``loss_fn(logits, labels, *extra)`` receives the batch's slices of any extra tensors given
 with the data, e.g. cached teacher logits: a frozen teacher runs once, in :func:`predict_logits`.
 Hardware choices come from the model and :mod:`kdlib.config`, not from arguments: a model put in
-``channels_last`` gets channels_last inputs (and bf16 autocast where :func:`kdlib.config.bf16`);
+``channels_last`` gets channels_last inputs (and bf16 autocast for training where
+:func:`kdlib.config.bf16`; predictions are always float32);
 a tiny model trains on one thread (:func:`auto_threads`).
 """
 from __future__ import annotations
@@ -80,16 +81,16 @@ def freeze(model: torch.nn.Module) -> torch.nn.Module:
 def predict_logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """Logits of ``model`` for every row of ``x``: eval mode, inference mode, float32 on the CPU.
 
-    Call it once on a frozen teacher and pass the result to training as cached targets.
+    Call it once on a frozen teacher and pass the result to training as cached targets. Always
+    computed in float32 (no bf16 autocast), so a model has one score whatever the hardware.
     """
     was_training = model.training
     model.eval()
-    prepare, autocast = _runner(model)
+    prepare, _ = _runner(model)
     out = []
     with torch_threads(auto_threads(model)):
         for (xb,) in batches(x, batch_size=batch_size):
-            with autocast():
-                out.append(model(prepare(xb)).float().cpu())
+            out.append(model(prepare(xb)).float().cpu())
     model.train(was_training)
     return torch.cat(out)
 

@@ -20,7 +20,7 @@
 #
 # 1. the gradient of the soft-target cross-entropy with respect to a student logit is
 #    $\partial C/\partial z_i = (q_i - p_i)/T$ (their eq. 2);
-# 2. at high temperature, with zero-meaned logits, it becomes $(z_i - v_i)/(C\,T^2)$: distillation
+# 2. at high temperature, with zero-meaned logits, it becomes $(z_i - v_i)/(K\,T^2)$: distillation
 #    turns into matching the teacher's logits, and the gradient shrinks like $1/T^2$, which is why
 #    the soft term is multiplied by $T^2$.
 #
@@ -28,7 +28,7 @@
 # notebook 02's teacher and a small student. It then measures, each beside the correct loss, the
 # mistakes that distillation code commonly makes (several of them in the seed experiment's variants).
 #
-# Notation: student logits $z$, teacher logits $v$ (both $N \times C$: batch size $N$, $C$ classes;
+# Notation: student logits $z$, teacher logits $v$ (both $N \times K$: batch size $N$, $K$ classes;
 # Hinton et al. write $N$ for the number of classes), $q=\mathrm{softmax}(z/T)$,
 # $p=\mathrm{softmax}(v/T)$. The correct loss is `kdlib.losses.soft_target_loss`:
 # $T^2 \cdot \frac1N\sum_n \mathrm{KL}(p_n \,\|\, q_n)$, computed from `log_softmax`.
@@ -115,7 +115,8 @@ for T, (diff, size) in eq2_diffs.items():
 # ### Check on real logits
 #
 # The same check on the logits of notebook 02's teacher ($v$) and of a 784-16-10 student ($z$)
-# trained for one epoch on the labels only, on MNIST test images. The logits are computed in float32
+# trained for one epoch on the labels of the training split; both networks are then *evaluated* on
+# MNIST test images, which neither was trained on. The logits are computed in float32
 # by the networks and converted to float64 for the comparison.
 
 # %%
@@ -149,29 +150,29 @@ for T in [1.0, 2.0, 4.0, 10.0]:
 #
 # For $T$ much larger than the logits, $e^{x} \approx 1 + x$ gives
 #
-# $$\frac{\partial C}{\partial z_i} \approx \frac1T\left(\frac{1 + z_i/T}{C + \sum_j z_j/T}
-# - \frac{1 + v_i/T}{C + \sum_j v_j/T}\right),$$
+# $$\frac{\partial C}{\partial z_i} \approx \frac1T\left(\frac{1 + z_i/T}{K + \sum_j z_j/T}
+# - \frac{1 + v_i/T}{K + \sum_j v_j/T}\right),$$
 #
 # and if the logits of each row have zero mean ($\sum_j z_j = \sum_j v_j = 0$) this is
 #
-# $$\frac{\partial C}{\partial z_i} \approx \frac{z_i - v_i}{C\,T^2}:$$
+# $$\frac{\partial C}{\partial z_i} \approx \frac{z_i - v_i}{K\,T^2}:$$
 #
 # at high temperature distillation is **logit matching**, the gradient of
-# $\frac{1}{2 C T^2}\sum_i (z_i - v_i)^2$ (kdlib's `logit_regression_loss`, scaled).
+# $\frac{1}{2 K T^2}\sum_i (z_i - v_i)^2$ (kdlib's `logit_regression_loss`, scaled).
 #
 # How fast does the approximation become exact? One more term of the expansion gives
-# $q_i \approx \frac1C\bigl(1 + \frac{z_i}{T} + \frac{z_i^2 - \overline{z^2}}{2T^2}\bigr)$ (zero-mean $z$),
+# $q_i \approx \frac1K\bigl(1 + \frac{z_i}{T} + \frac{z_i^2 - \overline{z^2}}{2T^2}\bigr)$ (zero-mean $z$),
 # so the error is of order $1/T^3$ against a gradient of order $1/T^2$: the **relative** error should fall like $1/T$,
 # a slope of $-1$ on log-log axes.
 #
 # Without zero-meaning, the exact gradient does not change (a softmax ignores a constant added to a
-# row), but the approximation $(z_i - v_i)/(C T^2)$ does: it carries an extra
-# $(\bar z - \bar v)/(C T^2)$ in every component, of the same order as the gradient itself. Its
+# row), but the approximation $(z_i - v_i)/(K T^2)$ does: it carries an extra
+# $(\bar z - \bar v)/(K T^2)$ in every component, of the same order as the gradient itself. Its
 # relative error tends to a constant: slope $0$. We measure both on random logits whose rows have
 # different means for $z$ and $v$.
 
 # %%
-C = z_rand.shape[1]
+K = z_rand.shape[1]
 z_off, v_off = rand_logits(2, shift=1.5), rand_logits(3, scale=4.0, shift=-1.0)  # rows not zero-mean
 zero_mean = lambda x: x - x.mean(1, keepdim=True)
 T_grid = np.logspace(0, 3, 31)
@@ -187,7 +188,7 @@ def high_T_error(z, v, center):
     for T in T_grid:
         exact = exact_grad(z, v, float(T))
         zz, vv = (zero_mean(z), zero_mean(v)) if center else (z, v)
-        approx = (zz - vv) / (C * T**2)
+        approx = (zz - vv) / (K * T**2)
         errs.append(rel_err(approx, exact))
     return np.array(errs)
 
@@ -243,7 +244,7 @@ print(f"fitted slopes (T >= {T_grid[fit_from][0]:.0f}): zero-meaned "
 # distillation is changed". We measure the gradient norms on the batch of random logits, with random labels:
 
 # %%
-y_rand = torch.randint(0, C, (N_RAND,), generator=torch.Generator().manual_seed(4))
+y_rand = torch.randint(0, K, (N_RAND,), generator=torch.Generator().manual_seed(4))
 T_rule = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
 ALPHA = recipes.STUDENT.alpha
 
@@ -280,7 +281,7 @@ T_FIT = 100  # fit well above the size of the real logits (their range is printe
 rule_real = gradient_sizes(z_real, v_real, y_real, T_fine)
 Ts, with_t2, without, hard = map(np.array, zip(*rule_real))
 
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
 axes[0].loglog(Ts, with_t2, "o-", ms=3, label=r"soft term $\times T^2$")
 axes[0].loglog(Ts, without, "s-", ms=3, label=r"soft term without $T^2$")
 axes[0].loglog(Ts, hard, "k--", label="hard term (CE, T = 1)")
@@ -295,6 +296,11 @@ axes[1].set_ylim(0, 1)
 axes[1].set_xlabel("temperature T")
 axes[1].set_ylabel("soft term's share of the gradient")
 axes[1].set_title(f"Balance with the hard term (alpha = {ALPHA})")
+axes[2].loglog(Ts, with_t2 / hard, "o-", ms=3, label=r"with $T^2$")
+axes[2].loglog(Ts, without / hard, "s-", ms=3, label=r"without $T^2$")
+axes[2].set_xlabel("temperature T")
+axes[2].set_ylabel("soft / hard gradient norm")
+axes[2].set_title("Soft-to-hard gradient ratio (real logits)")
 for ax in axes:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
@@ -308,12 +314,31 @@ for T in [1, 2, 4, 10, 100, 1000]:
     i = int(np.argmin(abs(Ts - T)))
     print(f"T = {Ts[i]:>6.1f}: soft/hard gradient ratio with T^2 {with_t2[i] / hard[i]:.3f}, "
           f"without {without[i] / hard[i]:.5f}; soft share {share_t2[i]:.2f} vs {share_no[i]:.2f}")
+i2, i10 = int(np.argmin(abs(Ts - 2))), int(np.argmin(abs(Ts - 10)))
+big = Ts >= T_FIT
+display(Markdown(
+    f"**What the run shows.** With $T^2$ the soft/hard ratio still changes {with_t2[i10] / hard[i10] / (with_t2[0] / hard[0]):.1f}-fold "
+    f"between $T=1$ and $T=10$ ({with_t2[0] / hard[0]:.2f} to {with_t2[i10] / hard[i10]:.2f}); it levels off only for "
+    f"$T \\geq {T_FIT}$, above the size of the real logits (between {(with_t2[big] / hard[big]).min():.2f} and "
+    f"{(with_t2[big] / hard[big]).max():.2f} there). So $T^2$ steadies the balance at *large* T only. At the "
+    f"seed's $T=2$, $\\alpha={ALPHA}$ does not mean \"{ALPHA:.0%} soft\": the soft term gives {share_t2[i2]:.0%} of "
+    f"the gradient norm here, and the share moves with T and with how far the student is from the teacher."))
 
 # %% [markdown]
 # With $T^2$ the soft gradient levels off at high temperature (it tends to the logit-matching
-# gradient $(z - v)/(NC)$ of the zero-meaned logits; the real logits are large, so this takes a $T$ well above them), so the balance with the hard term that `alpha` sets stays put; without it
-# the soft term's gradient falls like $1/T^2$ and, at high $T$, the "distillation" is almost plain
-# training on the labels, whatever `alpha` says.
+# gradient $(z - v)/(NK)$ of the zero-meaned logits; the real logits are large, so this takes a $T$
+# well above them). Without $T^2$ the soft term's gradient falls like $1/T^2$ and, at high $T$, the
+# "distillation" is almost plain training on the labels, whatever `alpha` says. Hinton's $T^2$ rule
+# is therefore about *changing* T without retuning alpha at high T; at the practical temperatures
+# the ratio above is what alpha actually sets.
+#
+# **Logit matching or not?** Section 2 showed that distillation *becomes* logit matching as
+# $T \to \infty$. At the temperatures used in practice ($T \leq 10$) it is far from it on real logits:
+# the relative error of the logit-matching gradient printed there is large at $T = 10$. Hinton et al.
+# argue that this is a feature: matching logits exactly forces the student to copy the teacher's very
+# negative logits too, which the teacher's training barely constrained (they are noise), while an
+# intermediate $T$ gives them little weight and keeps the informative ones. Notebook 05 uses plain
+# logit regression (the $T \to \infty$ limit) and compares it with KD at an intermediate T.
 #
 # ## 4. Pitfalls, each beside the correct loss
 #
@@ -327,7 +352,8 @@ for T in [1, 2, 4, 10, 100, 1000]:
 # loss becomes $\sum_i p_i \log p_i - \sum_i p_i q_i$: not a divergence, not zero when $q = p$, and
 # minimised not at $q = p$ but by a one-hot $q$ (the lowest value on the teacher's top class; gradient
 # descent stops at whichever corner it reaches), which throws the dark knowledge away. We check the value at $z = v$, the gradient, and where gradient descent on each loss
-# takes a student's logits.
+# takes a student's logits. (The seed blog's loss does exactly this: notebook 03 derives its gradient
+# and measures, on the blog's own weak student, whether it explains the blog's reported gain.)
 
 # %%
 def kl_probs_as_input(z, v, T):
@@ -374,9 +400,9 @@ print(f"verdict: probabilities as input is wrong (not 0 at q = p, drives q towar
 # ### 4b. `reduction="mean"` instead of `"batchmean"`
 #
 # `KLDivLoss`'s default `reduction="mean"` averages over **all elements**, batch and classes, so the
-# soft term (and its gradient) comes out $C$ times too small. This is seed 000's code
+# soft term (and its gradient) comes out $K$ times too small. This is seed 000's code
 # (`nn.KLDivLoss()`); PyTorch even warns that `'mean'` does not match the definition of the KL
-# divergence. With $\alpha = 0.8$ and $C = 10$, the soft term then weighs less than the hard one.
+# divergence. With $\alpha = 0.8$ and $K = 10$, the soft term then weighs less than the hard one.
 
 # %%
 def kl_mean_reduction(z, v, T):
@@ -397,10 +423,10 @@ print("PyTorch's warning:", kl_mean_reduction.warned[0] if kl_mean_reduction.war
 # %%
 # NBVAL_CHECK_OUTPUT
 print(f"soft term (T = {T}): batchmean {right:.4f}, mean {wrong:.4f}")
-print(f"ratio batchmean / mean: loss {right / wrong:.6f}, gradient {g_ratio:.6f} (number of classes C = {C})")
-print(f"verdict: 'mean' shrinks the soft term by exactly C: {abs(right / wrong - C) < 1e-9 and abs(g_ratio - C) < 1e-9}")
-eff = ALPHA / C
-print(f"  with alpha = {ALPHA}, the soft term's effective weight becomes {ALPHA}/{C} = {eff:.2f}, "
+print(f"ratio batchmean / mean: loss {right / wrong:.6f}, gradient {g_ratio:.6f} (number of classes K = {K})")
+print(f"verdict: 'mean' shrinks the soft term by exactly K: {abs(right / wrong - K) < 1e-9 and abs(g_ratio - K) < 1e-9}")
+eff = ALPHA / K
+print(f"  with alpha = {ALPHA}, the soft term's effective weight becomes {ALPHA}/{K} = {eff:.2f}, "
       f"the hard term's {1 - ALPHA:.2f}")
 
 # %% [markdown]
@@ -440,10 +466,10 @@ def kl_log_eps(z, v, T):
 
 
 gaps = [5.0, 10.0, 20.0, 25.0, 30.0, 50.0, 100.0]
-v_flat = torch.zeros(1, C, dtype=torch.float64)
+v_flat = torch.zeros(1, K, dtype=torch.float64)
 eps_rows = []
 for g in gaps:
-    z_gap = torch.zeros(1, C, dtype=torch.float64)
+    z_gap = torch.zeros(1, K, dtype=torch.float64)
     z_gap[0, 0] = g
     l_right, l_eps = losses.soft_target_loss(z_gap, v_flat, 1.0).item(), kl_log_eps(z_gap, v_flat, 1.0).item()
     gr_right = grad_of(losses.soft_target_loss, z_gap, v_flat, 1.0)[0, 1].item()
@@ -464,9 +490,9 @@ print(f"verdict: log(q + 1e-10) gives wrong values or gradients from gap {bad[0]
 # The same in float32, the training dtype, beside `log(softmax)` without the constant:
 
 # %%
-v32 = torch.zeros(1, C)
+v32 = torch.zeros(1, K)
 for g in [20.0, 30.0, 50.0, 120.0]:
-    z32 = torch.zeros(1, C)
+    z32 = torch.zeros(1, K)
     z32[0, 0] = g
     naive = lambda z, v, T: nn.KLDivLoss(reduction="batchmean")(torch.log(F.softmax(z / T, dim=1)),
                                                                F.softmax(v / T, dim=1)) * T * T
@@ -484,9 +510,9 @@ for g in [20.0, 30.0, 50.0, 120.0]:
 # `F.log_softmax(x)` (and `nn.LogSoftmax()`) without `dim` still runs in current PyTorch, with a
 # deprecation `UserWarning`, and picks the dimension from the number of dimensions: `dim=0` for
 # 0-, 1- and 3-D inputs, `dim=1` otherwise. (`torch.log_softmax(x)` without `dim` raises a
-# `TypeError`.) So for the usual $N \times C$ logits it silently does the right thing, also for a single row
-# ($1 \times C$), and for one example's $C$ logits (1-D) too. But logits with one more dimension, for
-# example $N \times K \times C$ (several predictions per example, or a stack of teachers), are
+# `TypeError`.) So for the usual $N \times K$ logits it silently does the right thing, also for a single row
+# ($1 \times K$), and for one example's $K$ logits (1-D) too. But logits with one more dimension, for
+# example $N \times M \times K$ (several predictions per example, or a stack of teachers), are
 # normalised over **dim 0, the batch**: every "distribution" then runs across examples instead of
 # classes, and the loss is wrong without any error.
 
@@ -498,23 +524,23 @@ def implicit_dim_log_softmax(x):
     return out, [w for w in caught]
 
 
-x1, x2, x2_row = rand_logits(7, n=1, c=C)[0], rand_logits(7, n=N_RAND, c=C), rand_logits(7, n=1, c=C)
-x3, x4 = torch.randn(4, 3, C, dtype=torch.float64), torch.randn(4, C, 5, 5, dtype=torch.float64)
+x1, x2, x2_row = rand_logits(7, n=1, c=K)[0], rand_logits(7, n=N_RAND, c=K), rand_logits(7, n=1, c=K)
+x3, x4 = torch.randn(4, 3, K, dtype=torch.float64), torch.randn(4, K, 5, 5, dtype=torch.float64)
 # name: (logits, the dimension that holds the classes)
-shapes = {"1-D (C)": (x1, 0), "2-D (N x C)": (x2, 1), "2-D (1 x C)": (x2_row, 1),
-          "3-D (N x K x C)": (x3, 2), "4-D (N x C x H x W)": (x4, 1)}
+shapes = {"1-D (K)": (x1, 0), "2-D (N x K)": (x2, 1), "2-D (1 x K)": (x2_row, 1),
+          "3-D (N x M x K)": (x3, 2), "4-D (N x K x H x W)": (x4, 1)}
 implicit = {name: implicit_dim_log_softmax(x) for name, (x, _) in shapes.items()}
-print("the warning:", implicit["2-D (N x C)"][1][0].category.__name__, "-", implicit["2-D (N x C)"][1][0].message)
+print("the warning:", implicit["2-D (N x K)"][1][0].category.__name__, "-", implicit["2-D (N x K)"][1][0].message)
 try:
     torch.log_softmax(x2)
 except TypeError as e:
     print("torch.log_softmax without dim:", type(e).__name__, "-", e)
 
-# z3 = student logits N x K x C, v3 = teacher logits; the correct KL over the classes (last dim)
-z3 = rand_logits(8, n=4 * 3, c=C).view(4, 3, C)
-v3 = rand_logits(9, n=4 * 3, c=C, scale=6.0).view(4, 3, C)
+# z3 = student logits N x M x K, v3 = teacher logits; the correct KL over the classes (last dim)
+z3 = rand_logits(8, n=4 * 3, c=K).view(4, 3, K)
+v3 = rand_logits(9, n=4 * 3, c=K, scale=6.0).view(4, 3, K)
 T = 2.0
-right3 = losses.soft_target_loss(z3.reshape(-1, C), v3.reshape(-1, C), T).item() * 3  # summed over K
+right3 = losses.soft_target_loss(z3.reshape(-1, K), v3.reshape(-1, K), T).item() * 3  # summed over M
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     wrong3 = (F.kl_div(F.log_softmax(z3 / T), F.log_softmax(v3 / T), reduction="batchmean",
@@ -527,7 +553,7 @@ for name, (out, caught) in implicit.items():
     picked = [dm for dm in range(x.ndim) if torch.allclose(out, F.log_softmax(x, dim=dm))]
     print(f"{name:<20} warns: {bool(caught) and caught[0].category is UserWarning}; "
           f"normalises over dim {picked}; the classes are dim {class_dim}: {picked == [class_dim]}")
-print(f"N x K x C soft term (T = {T}): log_softmax(dim=-1) {right3:.4f}, implicit dim {wrong3:.4f}")
+print(f"N x M x K soft term (T = {T}): log_softmax(dim=-1) {right3:.4f}, implicit dim {wrong3:.4f}")
 print(f"verdict: without dim, 3-D logits are normalised over the batch and the loss is wrong: "
       f"{abs(wrong3 - right3) > 0.01 * right3}")
 
@@ -580,10 +606,27 @@ rows = ["| check | result |", "|---|---|",
         f"| $T^2$ rule, real logits, slope of the soft gradient for $T \\geq {T_FIT}$ | with $T^2$ {round(slope_t2, 2) + 0:.2f}, "
         f"without {slope_no:.2f} |",
         f"| probabilities into `KLDivLoss` | loss {val_wrong:.3f} at $q = p$; drives $q$ to one-hot |",
-        f"| `reduction='mean'` | soft term {right / wrong:.1f} times too small ($C = {C}$) |",
+        f"| `reduction='mean'` | soft term {right / wrong:.1f} times too small ($K = {K}$) |",
         f"| no $T^2$ | soft gradient $T^2$ times too small |",
         f"| `log(q + 1e-10)` | wrong from a logit gap of {bad[0]:.0f} on |",
         f"| `log_softmax` without `dim` | 3-D logits normalised over the batch |",
         f"| teacher in train mode | two calls differ by KL {kl_rows(p_train1, p_train2):.4f} |"]
 display(Markdown("\n".join(rows)))
 print(f"notebook run time: {time.perf_counter() - NOTEBOOK_START:.0f} s")
+
+# %% [markdown]
+# ## Takeaways
+#
+# - The soft-target gradient is $(q - p)/T$ per logit (eq. 2), and autograd agrees with it to
+#   rounding error: compute the loss from `log_softmax`, with `reduction="batchmean"`, and let autograd do the rest.
+# - Distillation tends to logit matching only at temperatures well above the logits' size; at
+#   $T \leq 10$ it is a different, softer objective that down-weights the teacher's very negative logits.
+# - The $T^2$ factor keeps the soft term's size as T changes at high T; at small T, alpha does not set
+#   the soft/hard balance by itself: measure it, as section 3 does.
+# - The common bugs (probabilities into `KLDivLoss`, `'mean'` for `'batchmean'`, no $T^2$,
+#   `log(softmax + eps)`, `log_softmax` without `dim`, a teacher left in train mode) each change the
+#   loss silently: every one of them trains, so only a check like this notebook's finds it.
+#
+# Now write these losses yourself: **homework 1** (`homework/release/hw1_soft_targets`) asks for
+# softmax with temperature, the soft-target loss and the distillation loss, and its checks name
+# these very mistakes when they see them.

@@ -1,0 +1,31 @@
+"""Paired comparisons over seeds: runs with the same seed share initial weights and batch order,
+so the per-seed differences are what to average (a paired t interval, not Welch's)."""
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+
+def paired_ci(a, b, confidence: float = 0.95) -> dict:
+    """Mean of the per-seed differences ``a - b`` and its ``confidence`` interval (Student t with
+    n - 1 degrees of freedom): mean ± t_{n-1} * sd / sqrt(n). Needs at least two pairs."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
+        raise ValueError(f"a and b must be 1-D with the same length >= 2 (one value per seed), "
+                         f"got shapes {a.shape} and {b.shape}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}")
+    d = a - b
+    n, mean, sd = len(d), float(d.mean()), float(d.std(ddof=1))
+    half = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * sd / np.sqrt(n)
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": n, "diffs": d.tolist()}
+
+
+def verdict(ci: dict, what: str = "difference") -> str:
+    """A sentence for an interval: above 0, below 0, or an interval that holds 0 (say how wide)."""
+    if ci["low"] > 0:
+        return f"the {what} is positive (95% interval above 0)"
+    if ci["high"] < 0:
+        return f"the {what} is negative (95% interval below 0)"
+    return (f"the 95% interval holds 0: no {what} detected at this power (it could be as large as "
+            f"{max(abs(ci['low']), abs(ci['high'])):.3g} either way)")
