@@ -29,7 +29,21 @@ NOTEBOOK = "01_softmax_temperature.ipynb"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage"]
+PLAYGROUND = "playground.ipynb"
 READOUT = re.compile(r"T = ([\d.]+) · entropy = ([\d.]+) nats · p = \[([^\]]+)\]")
+
+
+def _write_playground_notebook(path: Path) -> None:
+    """Notebook 03's playground on its own (fast mode: the fast teacher, 2,000 images per split)."""
+    import nbformat
+    code = """import kdlib
+from kdlib import playground, recipes, train
+teacher, _ = recipes.mnist_teacher(progress=False)
+data = {k: (x, y, train.predict_logits(teacher, x)) for k, (x, y) in recipes.mnist_split(2000).items()}
+playground.Playground(data, max_epochs=1)"""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
 
 
 def _free_port() -> int:
@@ -45,6 +59,7 @@ def lab(tmp_path_factory, real_data_module):
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
     work = tmp_path_factory.mktemp("lab")
     shutil.copy(ROOT / "notebooks" / NOTEBOOK, work / NOTEBOOK)
+    _write_playground_notebook(work / PLAYGROUND)
     port, token = _free_port(), secrets.token_hex(16)
     cmd = [str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", "--ip=127.0.0.1",
            f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}",
@@ -176,5 +191,49 @@ def test_temperature_slider_in_jupyterlab(lab):
             assert T2 > T1 + 1 and H2 > H1
             page.screenshot(path=str(ARTIFACTS / "browser_01.png"), full_page=False)
             print(f"screenshots: {ARTIFACTS / 'browser_01_keyboard.png'}, {ARTIFACTS / 'browser_01.png'}")
+        finally:
+            browser.close()
+
+
+def _open_and_run_all(page, url, token, notebook, ready):
+    """Open ``notebook`` in JupyterLab and 'run all' until the locator ``ready`` appears."""
+    page.goto(f"{url}/lab/tree/{notebook}?token={token}")
+    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    page.wait_for_function("window.jupyterapp !== undefined", timeout=60_000)
+    page.locator(".jp-Notebook").first.click()
+    for attempt in range(6):  # a command sent before the kernel is ready is sometimes lost
+        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+        try:
+            ready.wait_for(timeout=30_000)
+            return
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / f"browser_{notebook}_wait{attempt}.png"))
+    ready.wait_for(timeout=60_000)
+
+
+def test_playground_train_button_in_jupyterlab(lab):
+    """Notebook 03's playground: set T, press Train once, read the result and the table's row."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, token, work = lab
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            button = page.get_by_role("button", name="Train")
+            _open_and_run_all(page, url, token, PLAYGROUND, button)
+            button.click()
+            result = page.locator(".kd-result")
+            expect(result).to_contain_text("test accuracy", timeout=120_000)
+            m = re.search(r"run 1: test accuracy ([\d.]+), agreement with the teacher ([\d.]+), "
+                          r"soft-target KL ([\d.]+)", result.inner_text())
+            assert m, result.inner_text()
+            acc, agree, kl = map(float, m.groups())
+            assert 0.3 < acc < 1 and 0.3 < agree <= 1 and kl > 0
+            rows = page.locator("table.kd-runs tr")
+            expect(rows).to_have_count(2)  # header and the run
+            assert f"{acc:.4f}" in rows.nth(1).inner_text()
+            page.screenshot(path=str(ARTIFACTS / "browser_03_playground.png"))
         finally:
             browser.close()
