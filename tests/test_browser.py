@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -131,66 +132,60 @@ def _check(page, image_index):
 
 
 def test_temperature_slider_in_jupyterlab(lab):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     url, token, work = lab
+    with _browser_page() as page:
+        readout = page.locator(".kd-readout")
+        _open_and_run_all(page, url, token, NOTEBOOK, readout)
+        expect(readout).to_contain_text("entropy", timeout=60_000)
+        image_index = int(re.search(r"test image (\d+)", readout.inner_text()).group(1))
+        T0, H0, p0 = _check(page, image_index)
+        assert T0 == pytest.approx(1.0)
+
+        # Keyboard: focus the slider's handle and press ArrowRight 30 times (0.01 decades each).
+        handle = page.locator(".widget-slider .noUi-handle").first
+        handle.scroll_into_view_if_needed()
+        handle.focus()
+        for _ in range(30):
+            page.keyboard.press("ArrowRight")
+        expect(readout).not_to_contain_text("T = 1.0000 ", timeout=10_000)
+        page.wait_for_timeout(500)
+        T1, H1, p1 = _check(page, image_index)
+        assert T1 == pytest.approx(10 ** 0.3, abs=0.02) and H1 > H0
+        page.screenshot(path=str(ARTIFACTS / "browser_01_keyboard.png"))
+
+        # Mouse: drag the handle to the right end of its track.
+        box = page.locator(".widget-slider .noUi-target").first.bounding_box()
+        hb = handle.bounding_box()
+        page.mouse.move(hb["x"] + hb["width"] / 2, hb["y"] + hb["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.9, hb["y"] + hb["height"] / 2, steps=15)
+        page.mouse.up()
+        label = page.locator(".widget-slider .widget-readout").first
+        for _ in range(50):  # wait until our readout matches the slider's label
+            page.wait_for_timeout(200)
+            try:
+                T2, _, _ = _read(page)
+                if abs(float(label.inner_text() or label.input_value()) - T2) < 0.006 and T2 > T1 + 1:
+                    break
+            except AssertionError:
+                pass
+        T2, H2, p2 = _check(page, image_index)
+        assert T2 > T1 + 1 and H2 > H1
+        page.screenshot(path=str(ARTIFACTS / "browser_01.png"), full_page=False)
+        print(f"screenshots: {ARTIFACTS / 'browser_01_keyboard.png'}, {ARTIFACTS / 'browser_01.png'}")
+
+
+@contextmanager
+def _browser_page():
+    """A Chromium page (Playwright), closed afterwards."""
+    from playwright.sync_api import sync_playwright
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            page.goto(f"{url}/lab/tree/{NOTEBOOK}?token={token}")
-            page.wait_for_selector(".jp-Notebook", timeout=60_000)
-            page.wait_for_function("window.jupyterapp !== undefined", timeout=60_000)
-            # The kernel must be ready before "run all"; retry as a command sent too early is lost.
-            readout = page.locator(".kd-readout")
-            # Wait for the kernel, then "run all" (not awaited: its promise can wait on the kernel).
-            # A command sent too early is sometimes lost, so retry until the readout appears.
-            page.locator(".jp-Notebook").first.click()
-            for attempt in range(6):
-                page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-                try:
-                    readout.wait_for(timeout=30_000)
-                    break
-                except Exception:
-                    page.screenshot(path=str(ARTIFACTS / f"browser_01_wait{attempt}.png"))
-            expect(readout).to_contain_text("entropy", timeout=60_000)
-            image_index = int(re.search(r"test image (\d+)", readout.inner_text()).group(1))
-            T0, H0, p0 = _check(page, image_index)
-            assert T0 == pytest.approx(1.0)
-
-            # Keyboard: focus the slider's handle and press ArrowRight 30 times (0.01 decades each).
-            handle = page.locator(".widget-slider .noUi-handle").first
-            handle.scroll_into_view_if_needed()
-            handle.focus()
-            for _ in range(30):
-                page.keyboard.press("ArrowRight")
-            expect(readout).not_to_contain_text("T = 1.0000 ", timeout=10_000)
-            page.wait_for_timeout(500)
-            T1, H1, p1 = _check(page, image_index)
-            assert T1 == pytest.approx(10 ** 0.3, abs=0.02) and H1 > H0
-            page.screenshot(path=str(ARTIFACTS / "browser_01_keyboard.png"))
-
-            # Mouse: drag the handle to the right end of its track.
-            box = page.locator(".widget-slider .noUi-target").first.bounding_box()
-            hb = handle.bounding_box()
-            page.mouse.move(hb["x"] + hb["width"] / 2, hb["y"] + hb["height"] / 2)
-            page.mouse.down()
-            page.mouse.move(box["x"] + box["width"] * 0.9, hb["y"] + hb["height"] / 2, steps=15)
-            page.mouse.up()
-            label = page.locator(".widget-slider .widget-readout").first
-            for _ in range(50):  # wait until our readout matches the slider's label
-                page.wait_for_timeout(200)
-                try:
-                    T2, _, _ = _read(page)
-                    if abs(float(label.inner_text() or label.input_value()) - T2) < 0.006 and T2 > T1 + 1:
-                        break
-                except AssertionError:
-                    pass
-            T2, H2, p2 = _check(page, image_index)
-            assert T2 > T1 + 1 and H2 > H1
-            page.screenshot(path=str(ARTIFACTS / "browser_01.png"), full_page=False)
-            print(f"screenshots: {ARTIFACTS / 'browser_01_keyboard.png'}, {ARTIFACTS / 'browser_01.png'}")
+            yield browser.new_page(viewport={"width": 1400, "height": 1000})
         finally:
             browser.close()
 
@@ -212,28 +207,22 @@ def _open_and_run_all(page, url, token, notebook, ready):
 
 
 def test_playground_train_button_in_jupyterlab(lab):
-    """Notebook 03's playground: set T, press Train once, read the result and the table's row."""
-    from playwright.sync_api import expect, sync_playwright
+    """Notebook 03's playground: press Train once, read the result and the table's row."""
+    from playwright.sync_api import expect
 
     url, token, work = lab
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        try:
-            button = page.get_by_role("button", name="Train")
-            _open_and_run_all(page, url, token, PLAYGROUND, button)
-            button.click()
-            result = page.locator(".kd-result")
-            expect(result).to_contain_text("test accuracy", timeout=120_000)
-            m = re.search(r"run 1: test accuracy ([\d.]+), agreement with the teacher ([\d.]+), "
-                          r"soft-target KL ([\d.]+)", result.inner_text())
-            assert m, result.inner_text()
-            acc, agree, kl = map(float, m.groups())
-            assert 0.3 < acc < 1 and 0.3 < agree <= 1 and kl > 0
-            rows = page.locator("table.kd-runs tr")
-            expect(rows).to_have_count(2)  # header and the run
-            assert f"{acc:.4f}" in rows.nth(1).inner_text()
-            page.screenshot(path=str(ARTIFACTS / "browser_03_playground.png"))
-        finally:
-            browser.close()
+    with _browser_page() as page:
+        button = page.get_by_role("button", name="Train")
+        _open_and_run_all(page, url, token, PLAYGROUND, button)
+        button.click()
+        result = page.locator(".kd-result")
+        expect(result).to_contain_text("test accuracy", timeout=120_000)
+        m = re.search(r"run 1: test accuracy ([\d.]+), agreement with the teacher ([\d.]+), "
+                      r"soft-target KL ([\d.]+)", result.inner_text())
+        assert m, result.inner_text()
+        acc, agree, kl = map(float, m.groups())
+        assert 0.3 < acc < 1 and 0.3 < agree <= 1 and kl > 0
+        rows = page.locator("table.kd-runs tr")
+        expect(rows).to_have_count(2)  # header and the run
+        assert f"{acc:.4f}" in rows.nth(1).inner_text()
+        page.screenshot(path=str(ARTIFACTS / "browser_03_playground.png"))
