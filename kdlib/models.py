@@ -126,3 +126,95 @@ def LeNetSVHN(dropout: float = 0.0) -> nn.Sequential:
         nn.Conv2d(3, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
         nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2), nn.Flatten(),
         nn.Linear(64 * 7 * 7, 1024), nn.ReLU(), nn.Dropout(dropout), nn.Linear(1024, 10))
+
+
+# ---- Hinton, Vinyals & Dean 2015, section 3 (MNIST), for notebook 06 -------------------------
+
+def MLP(hidden: Sequence[int] = (800, 800), input_dropout: float = 0.0, dropout: float = 0.0,
+        in_features: int = 784, num_classes: int = 10) -> nn.Sequential:
+    """A plain fully connected network: Flatten, [Dropout(``input_dropout``)], then for each size
+    in ``hidden`` Linear-ReLU-[Dropout(``dropout``)], and a final Linear to ``num_classes``
+    (a dropout of 0 adds no layer).
+
+    Parameters (784 inputs, 10 classes): 784-1200-1200-10 (Hinton et al.'s teacher, trained with
+    dropout and jittered inputs) 2,395,210; 784-800-800-10 (their student; the same network as
+    :func:`MLP800`) 1,276,810; 784-300-300-10 328,810; 784-30-30-10 24,790.
+
+    ``hidden``: a sequence of positive ints (may be empty: a linear model); ``input_dropout`` and
+    ``dropout``: in [0, 1); ``in_features`` and ``num_classes``: positive ints.
+    """
+    def positive_int(v):
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0
+
+    if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence) \
+            or not all(positive_int(h) for h in hidden):
+        raise ValueError(f"hidden must be a sequence of positive ints (>= 1), got {hidden!r}")
+    for name, p in (("input_dropout", input_dropout), ("dropout", dropout)):
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
+            raise ValueError(f"{name} must be in [0, 1), got {p!r}")
+    for name, v in (("in_features", in_features), ("num_classes", num_classes)):
+        if not positive_int(v):
+            raise ValueError(f"{name} must be a positive int (>= 1), got {v!r}")
+    layers: list[nn.Module] = [nn.Flatten()]
+    if input_dropout > 0:
+        layers.append(nn.Dropout(float(input_dropout)))
+    width = int(in_features)
+    for h in map(int, hidden):
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        if dropout > 0:
+            layers.append(nn.Dropout(float(dropout)))
+        width = h
+    layers.append(nn.Linear(width, int(num_classes)))
+    return nn.Sequential(*layers)
+
+
+def shift_bias(model: nn.Module, classes: int | Iterable[int], delta: float) -> nn.Module:
+    """A deep copy of ``model`` with ``delta`` added to the output bias of ``classes``; the
+    caller's model is left unchanged (copy first, so parameters, buffers, train/eval mode and
+    ``requires_grad`` flags carry over).
+
+    Hinton et al. (2015), section 3: a student that never saw a 3 gets most test 3s right once
+    the bias of class 3 is raised by 3.5 (``shift_bias(student, 3, 3.5)``); one trained on 7s and
+    8s only gets its biases of 7 and 8 reduced by 7.6 (``shift_bias(student, (7, 8), -7.6)``).
+    Adding ``delta`` to a class's bias adds exactly ``delta`` to that class's logit for every
+    input and leaves the other logits as they were.
+
+    The output layer is the model's last module that holds parameters of its own; it must be an
+    ``nn.Linear`` with a bias. ``classes``: one int or a non-empty collection of distinct ints
+    in [0, out_features); ``delta``: a finite number. Else ValueError.
+    """
+    own = [m for m in model.modules() if next(m.parameters(recurse=False), None) is not None]
+    last = own[-1] if own else None
+    if not isinstance(last, nn.Linear) or last.bias is None:
+        raise ValueError("model must end in an nn.Linear with a bias (its last module with "
+                         f"parameters is {type(last).__name__ if last is not None else 'none'}"
+                         f"{', without a bias' if isinstance(last, nn.Linear) else ''})")
+    k = last.out_features
+
+    def as_class(c):
+        if isinstance(c, bool):
+            raise TypeError
+        return operator.index(c)
+
+    try:
+        cls = [as_class(classes)]
+    except TypeError:
+        try:
+            cls = [as_class(c) for c in classes]
+        except TypeError:
+            raise ValueError(f"classes must be an int or a collection of ints in [0, {k - 1}], "
+                             f"got {classes!r}") from None
+    if not cls:
+        raise ValueError("classes must name at least one class, got an empty collection")
+    if not all(0 <= c < k for c in cls):
+        raise ValueError(f"classes must be ints in [0, {k - 1}] (the output layer has {k} "
+                         f"classes), got {classes!r}")
+    if len(set(cls)) != len(cls):
+        raise ValueError(f"classes must be distinct, got {classes!r}")
+    if isinstance(delta, bool) or not isinstance(delta, numbers.Real) or not math.isfinite(delta):
+        raise ValueError(f"delta must be a finite number, got {delta!r}")
+    shifted = copy.deepcopy(model)
+    own = [m for m in shifted.modules() if next(m.parameters(recurse=False), None) is not None]
+    with torch.no_grad():
+        own[-1].bias[cls] += delta
+    return shifted

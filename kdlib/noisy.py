@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 from . import checkpoint, config, data, models, train
+from .augment import random_flip
 from .losses import logit_regression_loss, perturb_logits
 from .repro import seed_everything
 
@@ -121,12 +122,6 @@ def load_data(s: Settings) -> dict:
 
 def _is_conv(model: torch.nn.Module) -> bool:
     return any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
-
-
-def random_flip(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Mirror each image of an N x C x H x W batch left-right with probability 1/2."""
-    flip = torch.rand(len(x), generator=generator) < 0.5
-    return torch.where(flip.to(x.device)[:, None, None, None], x.flip(3), x)
 
 
 def _teacher_key(s: Settings) -> dict:

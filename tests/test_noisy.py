@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import kdlib
-from kdlib import models, noisy, train
+from kdlib import augment, models, noisy, train
 from kdlib.losses import logit_regression_loss
 
 
@@ -85,11 +85,11 @@ def test_fast_mode_cuts_data_and_epochs(monkeypatch):
 
 def test_random_flip_mirrors_about_half_and_repeats():
     x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).view(2, 3, 4, 5).repeat(50, 1, 1, 1)
-    a = noisy.random_flip(x, torch.Generator().manual_seed(0))
+    a = augment.random_flip(x, torch.Generator().manual_seed(0))
     flipped = (a == x.flip(3)).flatten(1).all(1)
     kept = (a == x).flatten(1).all(1)
     assert (flipped ^ kept).all() and 30 < flipped.sum() < 70
-    assert torch.equal(a, noisy.random_flip(x, torch.Generator().manual_seed(0)))
+    assert torch.equal(a, augment.random_flip(x, torch.Generator().manual_seed(0)))
 
 
 def _tiny(dataset="mnist"):
