@@ -1,16 +1,22 @@
 """The homework (homework/): exercises generated from the solutions with nbgrader, and the checks
-(kdlib.checks) that students run and instructors grade with.
+(kdlib.homework) that students run and instructors grade with.
 
-1. the committed exercises (homework/release) are what nbgrader makes from the solutions now;
-2. every check passes on the solution notebooks and fails on the exercise notebooks' stubs;
-3. each check rejects the typical wrong implementations with the message meant for them.
+1. the committed exercises (homework/release) are what nbgrader makes from the solutions now, and
+   hold neither the solutions nor the hidden tests;
+2. every check passes on the solution notebooks (hidden tests included) and fails on the exercise
+   notebooks' stubs; nbgrader's autograde runs the hidden tests on a student's notebook;
+3. each check rejects the typical wrong implementations with the message meant for them, refuses
+   a function that calls kdlib's own implementation, and stops a function that never returns.
 """
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -18,12 +24,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdlib import checks, losses
+from kdlib import homework as checks
+from kdlib import losses, recipes, train
+from kdlib.losses import soft_target_loss as borrowed_soft_target_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 HW = ROOT / "homework"
 ASSIGNMENTS = sorted(p.name for p in (HW / "source").iterdir() if p.is_dir())
 BIN = Path(sys.executable).parent
+NBGRADER = BIN / "nbgrader"
 
 
 def _notebook(assignment: str, kind: str) -> Path:
@@ -40,8 +49,31 @@ def _grade_id(cell) -> str | None:
     return meta.get("grade_id") if meta.get("grade") else None
 
 
+def _calls_a_check(cell) -> bool:
+    return "checks.check_" in cell.source
+
+
 def test_assignments_exist():
     assert ASSIGNMENTS == ["hw1_soft_targets", "hw2_noisy_teacher_step"]
+
+
+def _nbgrader(course: Path, *commands: list[str], submissions: dict | None = None) -> Path:
+    """Run nbgrader ``commands`` (e.g. ["autograde", "hw1_soft_targets"]) in a scratch course
+    folder made of homework's config, its sources and ``submissions`` ({(student, assignment):
+    notebook}); returns the folder."""
+    if not NBGRADER.exists():
+        pytest.skip("nbgrader is not installed (pip install -e '.[dev]')")
+    if not (course / "nbgrader_config.py").exists():
+        shutil.copy(HW / "nbgrader_config.py", course)
+        shutil.copytree(HW / "source", course / "source")
+    for (student, a), nb in (submissions or {}).items():
+        (course / "submitted" / student / a).mkdir(parents=True)
+        nbformat.write(nb, course / "submitted" / student / a / f"{a}.ipynb")
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    for cmd in commands:
+        subprocess.run([str(NBGRADER), *cmd, "--log-level=WARN"], cwd=course, env=env, check=True,
+                       capture_output=True, text=True)
+    return course
 
 
 # ---- 1. the exercises are up to date -----------------------------------------------------------
@@ -49,17 +81,8 @@ def test_assignments_exist():
 @pytest.fixture(scope="module")
 def regenerated(tmp_path_factory) -> Path:
     """The release folder nbgrader makes now from homework/source (in a scratch course folder)."""
-    nbgrader = BIN / "nbgrader"
-    if not nbgrader.exists():
-        pytest.skip("nbgrader is not installed (pip install -e '.[dev]')")
-    course = tmp_path_factory.mktemp("course")
-    shutil.copy(HW / "nbgrader_config.py", course)
-    shutil.copytree(HW / "source", course / "source")
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    for a in ASSIGNMENTS:
-        subprocess.run([str(nbgrader), "generate_assignment", a, "--no-db", "--force",
-                        "--log-level=WARN"], cwd=course, env=env, check=True,
-                       capture_output=True, text=True)
+    course = _nbgrader(tmp_path_factory.mktemp("course"),
+                       *(["generate_assignment", a, "--no-db", "--force"] for a in ASSIGNMENTS))
     return course / "release"
 
 
@@ -92,9 +115,27 @@ def test_release_holds_no_solution(assignment):
     nb = nbformat.read(folder / f"{assignment}.ipynb", as_version=4)
     text = "\n".join(c.source for c in nb.cells)
     assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
+    assert "HIDDEN TESTS" not in text  # the hidden tests stay hidden
     solution_cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")]
     assert solution_cells and all("raise NotImplementedError()" in c.source for c in solution_cells)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_every_check_cell_has_hidden_tests(assignment):
+    """In the solutions, each graded check cell holds an nbgrader hidden-test region that runs the
+    check again on other inputs; the release has the same cell without it."""
+    nb = nbformat.read(_notebook(assignment, "source"), as_version=4)
+    release = {_grade_id(c): c for c in nbformat.read(_notebook(assignment, "release"),
+                                                      as_version=4).cells if _grade_id(c)}
+    cells = [c for c in nb.cells if _grade_id(c) and _calls_a_check(c)]
+    assert len(cells) >= 2
+    for cell in cells:
+        visible, begin, rest = cell.source.partition("### BEGIN HIDDEN TESTS")
+        hidden, end, after = rest.partition("### END HIDDEN TESTS")
+        assert begin and end and not after.strip(), f"{_grade_id(cell)}: no hidden-test region"
+        assert "checks.check_" in hidden, f"{_grade_id(cell)}: the hidden tests call no check"
+        assert release[_grade_id(cell)].source.strip() == visible.strip()
 
 
 # ---- 2. checks pass on the solutions and fail on the stubs -------------------------------------
@@ -124,12 +165,14 @@ def notebook_env(real_data, monkeypatch):
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_solutions_pass_every_check(notebook_env, assignment):
+    """Every graded cell runs; each check in it, the hidden ones included, prints its ✓."""
     nb = _execute(_notebook(assignment, "source"), allow_errors=False)
     graded = [c for c in nb.cells if _grade_id(c)]
     assert len(graded) >= 3
     for cell in graded:
-        if "checks.check_" in cell.source:
-            assert "✓" in _text(cell), f"{_grade_id(cell)} printed no ✓: {_text(cell)!r}"
+        if _calls_a_check(cell):
+            assert _text(cell).count("✓") == cell.source.count("checks.check_"), (
+                f"{_grade_id(cell)}: not every check printed its ✓: {_text(cell)!r}")
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -144,39 +187,77 @@ def test_exercises_fail_every_check(notebook_env, assignment):
         if _grade_id(cell):
             assert errors and errors[0] in ("CheckFailed", "NotImplementedError"), (
                 f"graded cell {_grade_id(cell)} did not fail on the stubs: {errors}")
-            if "checks.check_" in cell.source:
+            if _calls_a_check(cell):
                 assert "✓" not in _text(cell)
         else:
             assert not errors, f"cell {cell.source[:60]!r} failed: {errors}"
 
 
+def _submission(assignment: str, *edits: tuple[str, str]):
+    """A student's notebook: the exercise (no hidden tests) with every stub replaced by the
+    solution, written as a student would (without the solution markers), then ``edits``
+    (old, new) applied to its code."""
+    source = {c.metadata["nbgrader"]["grade_id"]: c.source
+              for c in nbformat.read(_notebook(assignment, "source"), as_version=4).cells
+              if c.metadata.get("nbgrader", {}).get("solution")}
+    nb = nbformat.read(_notebook(assignment, "release"), as_version=4)
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            cell.source = "\n".join(line for line in source[meta["grade_id"]].splitlines()
+                                    if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
+    for old, new in edits:
+        cells = [c for c in nb.cells if old in c.source]
+        assert len(cells) == 1, f"{old!r} is in {len(cells)} cells"
+        cells[0].source = cells[0].source.replace(old, new)
+    return nb
+
+
 def test_autograde_grades_a_submission(tmp_path):
-    """The instructors' route (README): nbgrader autograde + export. A hw1 submission with alpha on
-    the wrong term earns the points of the two checks it passes (2 + 3), not those of the third."""
-    nbgrader = BIN / "nbgrader"
-    if not nbgrader.exists():
-        pytest.skip("nbgrader is not installed (pip install -e '.[dev]')")
-    a = "hw1_soft_targets"
-    shutil.copy(HW / "nbgrader_config.py", tmp_path)
-    shutil.copytree(HW / "source" / a, tmp_path / "source" / a)
-    nb = nbformat.read(_notebook(a, "source"), as_version=4)
-    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "distillation_loss")
-    assert "return alpha * soft + (1 - alpha) * hard" in cell.source
-    cell.source = cell.source.replace("alpha * soft + (1 - alpha) * hard", "(1 - alpha) * soft + alpha * hard")
-    (tmp_path / "submitted" / "bob" / a).mkdir(parents=True)
-    nbformat.write(nb, tmp_path / "submitted" / "bob" / a / f"{a}.ipynb")
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    for cmd in (["generate_assignment", a, "--force"], ["autograde", a], ["export"]):
-        subprocess.run([str(nbgrader), *cmd, "--log-level=WARN"], cwd=tmp_path, env=env,
-                       check=True, capture_output=True, text=True)
+    """The instructors' route (README): nbgrader autograde + export, on students' notebooks made
+    from the exercise. Alice's is right: all 8 points, hidden tests included. Bob's has alpha on
+    the wrong term: the points of the two checks it passes (2 + 3). Carol's soft-target loss divides
+    by a batch size of 8 written into the code: it passes the visible checks (batches of 8) but not
+    the hidden tests (other batch sizes), which autograde puts back: 2 points."""
     import csv
-    rows = {r["student_id"]: r for r in csv.DictReader(open(tmp_path / "grades.csv"))}
-    assert (float(rows["bob"]["score"]), float(rows["bob"]["max_score"])) == (5, 8)
+
+    a = "hw1_soft_targets"
+    submissions = {
+        ("alice", a): _submission(a),
+        ("bob", a): _submission(a, ("alpha * soft + (1 - alpha) * hard",
+                                    "(1 - alpha) * soft + alpha * hard")),
+        ("carol", a): _submission(a, ('reduction="batchmean", log_target=True) * T * T',
+                                      'reduction="sum", log_target=True) / 8 * T * T')),
+    }
+    course = _nbgrader(tmp_path, ["generate_assignment", a, "--force"], ["autograde", a],
+                       ["export"], submissions=submissions)
+    rows = {r["student_id"]: r for r in csv.DictReader(open(course / "grades.csv"))}
+    scores = {s: (float(r["score"]), float(r["max_score"])) for s, r in rows.items()}
+    assert scores == {"alice": (8, 8), "bob": (5, 8), "carol": (2, 8)}
 
 
 # ---- 3. each check names the typical mistakes ----------------------------------------------------
 
-ls = F.log_softmax
+ls, CE = F.log_softmax, F.cross_entropy
+
+# Right answers written without kdlib (a check refuses kdlib's own implementation).
+
+
+def _softmax(z, dim=-1):
+    e = torch.exp(z - z.max(dim=dim, keepdim=True).values)
+    return e / e.sum(dim, keepdim=True)
+
+
+def _softmax_t(z, T):
+    return _softmax(z / T)
+
+
+def _soft(z, v, T):
+    return F.kl_div(ls(z / T, 1), ls(v / T, 1), reduction="batchmean", log_target=True) * T * T
+
+
+def _distill(z, v, y, T, a):
+    return a * _soft(z, v, T) + (1 - a) * CE(z, y)
 
 
 def _naive_softmax(z, T):
@@ -197,6 +278,8 @@ def _perturb(kind):
         n, c = z.shape
         chosen = torch.rand(n, generator=generator) < fraction
         xi = torch.randn(n, c, generator=generator) * sigma
+        if kind == "right":
+            return torch.where(chosen[:, None], z * (1 + xi), z)
         if kind == "added":
             return torch.where(chosen[:, None], z + xi, z)
         if kind == "z*xi":
@@ -219,17 +302,26 @@ def _perturb(kind):
         if kind == "uniform":
             u = (torch.rand(n, c, generator=generator) * 2 - 1) * sigma * 3 ** 0.5
             return torch.where(chosen[:, None], z * (1 + u), z)
+        if kind == "relative, 0/0":  # z * (z + z * xi) / z: nan where a logit is 0
+            return torch.where(chosen[:, None], z * (z + z * xi) / z, z)
         raise ValueError(kind)
     return fn
 
 
 def _step(kind):
     def fn(model, opt, x, y, v, T, alpha):
+        if kind == "x in place":
+            x /= 2
         logits = model(x)
         if kind == "cross-entropy":
             loss = F.cross_entropy(logits, y)
         elif kind == "alpha swapped":
             loss = losses.distillation_loss(logits, v, y, T, 1 - alpha)
+        elif kind == "kdlib's soft_target_loss":
+            loss = alpha * losses.soft_target_loss(logits, v, T) + (1 - alpha) * CE(logits, y)
+        elif kind == "kdlib's train_epoch":
+            return train.train_epoch(model, opt, train.Batches(x, y, v, batch_size=len(y)),
+                                     loss_fn=recipes.student_loss("hard+soft", T, alpha))[0]
         else:
             loss = losses.distillation_loss(logits, v, y, T, alpha)
         if kind == "no zero_grad":
@@ -246,7 +338,10 @@ def _step(kind):
             opt.zero_grad()
             loss.backward()
             opt.step()
-        return None if kind == "no return" else loss.item()
+        if kind == "teacher_logits in place":
+            v.mul_(2)
+        return {"no return": None, "twice the loss": 2 * loss.item(),
+                "nan": float("nan")}.get(kind, loss.item())
     return fn
 
 
@@ -254,18 +349,38 @@ def _right_step(model, opt, x, y, v, T, alpha):
     return _step("right")(model, opt, x, y, v, T, alpha)
 
 
-S, CE = losses.soft_target_loss, F.cross_entropy
+def _float_when_grad(loss):
+    """Right on the first calls; a Python float on the check's later call with gradients."""
+    def fn(z, *args):
+        out = loss(z, *args)
+        return out.item() if z.requires_grad else out
+    return fn
+
+
+NAN = torch.tensor(float("nan"))
 
 WRONG = {
     # softmax with temperature
-    "softmax without /T": (checks.check_softmax_t, lambda z, T: torch.softmax(z, -1), "do not depend on T"),
-    "softmax over dim 0": (checks.check_softmax_t, lambda z, T: torch.softmax(z / T, 0), "wrong dimension"),
-    "softmax times T": (checks.check_softmax_t, lambda z, T: torch.softmax(z * T, -1), "multiplied the logits by T"),
+    "softmax without /T": (checks.check_softmax_t, lambda z, T: _softmax(z), "do not depend on T"),
+    "softmax over dim 0": (checks.check_softmax_t, lambda z, T: _softmax(z / T, 0), "wrong dimension"),
+    "softmax times T": (checks.check_softmax_t, lambda z, T: _softmax(z * T), "multiplied the logits by T"),
     "exp not normalised": (checks.check_softmax_t, lambda z, T: torch.exp(z / T), "must sum to 1"),
     "naive exp overflows": (checks.check_softmax_t, _naive_softmax, "overflows"),
-    "softmax in place": (checks.check_softmax_t, lambda z, T: z.div_(T).softmax(-1), "changed the logits"),
+    "softmax in place": (checks.check_softmax_t, lambda z, T: _softmax(z.div_(T)), "changed the logits"),
     "softmax returns None": (checks.check_softmax_t, lambda z, T: None, "forget `return`"),
+    "softmax None at large logits": (checks.check_softmax_t,
+                                     lambda z, T: None if z.abs().max() > 100 else _softmax_t(z, T),
+                                     "forget `return`"),
+    "softmax nan": (checks.check_softmax_t, lambda z, T: _softmax_t(z, T) * NAN,
+                    "at T=1 your softmax_t returned nan"),
     "softmax stub": (checks.check_softmax_t, _stub, "not written yet"),
+    "torch.softmax": (checks.check_softmax_t, lambda z, T: torch.softmax(z / T, -1), "calls torch's softmax"),
+    "F.softmax": (checks.check_softmax_t, lambda z, T: F.softmax(z / T, dim=1), "calls torch's softmax"),
+    "Tensor.softmax": (checks.check_softmax_t, lambda z, T: (z / T).softmax(-1), "calls torch's softmax"),
+    "exp of log_softmax": (checks.check_softmax_t, lambda z, T: torch.exp(F.log_softmax(z / T, -1)),
+                           "calls torch's softmax"),
+    "kdlib's softmax_t": (checks.check_softmax_t, losses.softmax_t,
+                          "your softmax_t calls kdlib.losses.softmax_t: write it yourself"),
     # soft-target loss
     "no T^2": (checks.check_soft_target_loss,
                lambda z, v, T: _kl(ls(z / T, 1), F.softmax(v / T, 1), 1, reduction="batchmean"),
@@ -301,22 +416,46 @@ WRONG = {
                              lambda z, v, T: -(F.softmax(v / T, 1) * ls(z / T, 1)).sum(1).mean() * T * T,
                              "not the KL divergence"),
     "detached loss": (checks.check_soft_target_loss,
-                      lambda z, v, T: torch.tensor(S(z, v, T).item()), "no gradient"),
+                      lambda z, v, T: torch.tensor(_soft(z, v, T).item()), "no gradient"),
+    "soft-target loss nan": (checks.check_soft_target_loss, lambda z, v, T: _soft(z, v, T) * NAN,
+                             "at T=1 your soft_target_loss returned nan (not a number)"),
+    "soft-target loss as a float later": (checks.check_soft_target_loss, _float_when_grad(_soft),
+                                          "returned a Python float"),
+    "soft-target loss None at large logits": (
+        checks.check_soft_target_loss,
+        lambda z, v, T: None if z.abs().max() > 100 else _soft(z, v, T), "forget `return`"),
+    "kdlib's soft_target_loss": (checks.check_soft_target_loss, losses.soft_target_loss,
+                                 "calls kdlib.losses.soft_target_loss: write it yourself"),
+    "kdlib's soft_target_loss, imported by another name": (
+        checks.check_soft_target_loss, lambda z, v, T: borrowed_soft_target_loss(z, v, T),
+        "calls kdlib.losses.soft_target_loss: write it yourself"),
     # distillation loss
     "alpha on the hard term": (checks.check_distillation_loss,
-                               lambda z, v, y, T, a: a * CE(z, y) + (1 - a) * S(z, v, T),
+                               lambda z, v, y, T, a: a * CE(z, y) + (1 - a) * _soft(z, v, T),
                                "alpha weights the wrong term"),
     "distillation without T^2": (checks.check_distillation_loss,
-                                 lambda z, v, y, T, a: a * S(z, v, T) / T**2 + (1 - a) * CE(z, y),
+                                 lambda z, v, y, T, a: a * _soft(z, v, T) / T**2 + (1 - a) * CE(z, y),
                                  "soft term lacks T^2"),
     "no 1 - alpha": (checks.check_distillation_loss,
-                     lambda z, v, y, T, a: a * S(z, v, T) + CE(z, y), "(1 - alpha)"),
+                     lambda z, v, y, T, a: a * _soft(z, v, T) + CE(z, y), "(1 - alpha)"),
     "hard term at T": (checks.check_distillation_loss,
-                       lambda z, v, y, T, a: a * S(z, v, T) + (1 - a) * CE(z / T, y), "plain logits"),
+                       lambda z, v, y, T, a: a * _soft(z, v, T) + (1 - a) * CE(z / T, y), "plain logits"),
     "cross-entropy on probabilities": (checks.check_distillation_loss,
-                                       lambda z, v, y, T, a: a * S(z, v, T) + (1 - a) * CE(F.softmax(z, 1), y),
+                                       lambda z, v, y, T, a: a * _soft(z, v, T) + (1 - a) * CE(F.softmax(z, 1), y),
                                        "takes raw logits"),
+    "distillation nan": (checks.check_distillation_loss, lambda z, v, y, T, a: _distill(z, v, y, T, a) * NAN,
+                         "at T=2, alpha=0.8 your distillation_loss returned nan"),
+    "distillation as a float later": (checks.check_distillation_loss, _float_when_grad(_distill),
+                                      "returned a Python float"),
+    "labels changed": (checks.check_distillation_loss,
+                       lambda z, v, y, T, a: _distill(z, v, y.fill_(0), T, a), "changed the labels"),
     "distillation stub": (checks.check_distillation_loss, _stub, "not written yet"),
+    "kdlib's distillation_loss": (checks.check_distillation_loss, losses.distillation_loss,
+                                  "calls kdlib.losses.distillation_loss: write it yourself"),
+    "kdlib's distillation_loss through recipes": (
+        checks.check_distillation_loss,
+        lambda z, v, y, T, a: recipes.student_loss("hard+soft", T, a)(z, y, v),
+        "calls kdlib.losses.distillation_loss"),
     # noisy teacher
     "noise added": (checks.check_perturb_logits, _perturb("added"), "added instead of multiplied"),
     "z * xi": (checks.check_perturb_logits, _perturb("z*xi"), "not z * xi"),
@@ -329,6 +468,10 @@ WRONG = {
     "generator ignored": (checks.check_perturb_logits, _perturb("no generator"), "pass generator=generator"),
     "perturbed in place": (checks.check_perturb_logits, _perturb("in place"), "changed the logits"),
     "uniform noise": (checks.check_perturb_logits, _perturb("uniform"), "Gaussian"),
+    "perturbation gives nan": (checks.check_perturb_logits, _perturb("relative, 0/0"),
+                               "your perturb_logits returned nan (not a number) in"),
+    "kdlib's perturb_logits": (checks.check_perturb_logits, losses.perturb_logits,
+                               "calls kdlib.losses.perturb_logits: write it yourself"),
     # training step
     "no zero_grad": (checks.check_training_step, _step("no zero_grad"), "did not call optimizer.zero_grad()"),
     "zero_grad after backward": (checks.check_training_step, _step("zero_grad after backward"),
@@ -337,11 +480,26 @@ WRONG = {
     "step on cross-entropy": (checks.check_training_step, _step("cross-entropy"), "cross-entropy with the labels only"),
     "step with alpha swapped": (checks.check_training_step, _step("alpha swapped"), "alpha weights the wrong term"),
     "step returns nothing": (checks.check_training_step, _step("no return"), "return the loss"),
+    "step returns twice the loss": (checks.check_training_step, _step("twice the loss"),
+                                    "before the step, distillation_loss(model(x)"),
+    "step returns nan": (checks.check_training_step, _step("nan"), "your distillation_step returned nan"),
+    "step changes x": (checks.check_training_step, _step("x in place"),
+                       "distillation_step changed the x it was given"),
+    "step changes the teacher's logits": (checks.check_training_step, _step("teacher_logits in place"),
+                                          "changed the teacher_logits"),
+    "step with kdlib's soft_target_loss": (
+        checks.check_training_step, _step("kdlib's soft_target_loss"),
+        "calls kdlib.losses.soft_target_loss: write it yourself. The check compares your function "
+        "with kdlib's, so calling kdlib's own implementation proves nothing (here you may use only "
+        "`kdlib.losses.distillation_loss` from kdlib)."),
+    "step with kdlib's train_epoch": (checks.check_training_step, _step("kdlib's train_epoch"),
+                                      "calls kdlib.train.train_epoch"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(WRONG))
 @pytest.mark.filterwarnings("ignore:reduction:UserWarning")
+@pytest.mark.filterwarnings("error::UserWarning:kdlib")  # a check itself warns nobody
 def test_check_names_the_mistake(case):
     check, fn, message = WRONG[case]
     with pytest.raises(checks.CheckFailed) as err:
@@ -350,23 +508,144 @@ def test_check_names_the_mistake(case):
     assert isinstance(err.value, AssertionError)
 
 
-@pytest.mark.parametrize("check, fn", [
-    (checks.check_softmax_t, losses.softmax_t),
-    (checks.check_softmax_t, lambda z, T: torch.softmax(z / T, dim=1)),
-    (checks.check_soft_target_loss, losses.soft_target_loss),
-    (checks.check_soft_target_loss,  # probabilities as target is as right as log_target=True
-     lambda z, v, T: F.kl_div(ls(z / T, 1), F.softmax(v / T, 1), reduction="batchmean") * T**2),
-    (checks.check_distillation_loss, losses.distillation_loss),
-    (checks.check_perturb_logits, losses.perturb_logits),
-    (checks.check_training_step, _right_step),
-], ids=["softmax_t", "softmax dim=1", "soft_target_loss", "soft target as probabilities",
-        "distillation_loss", "perturb_logits", "training step"])
-def test_check_accepts_right_answers(check, fn, capsys):
+@pytest.mark.parametrize("case", ["soft-target loss nan", "perturbation gives nan", "distillation nan"])
+def test_nan_is_named_as_nan(case):
+    """A nan is reported as a nan, not as the mistake whose formula also gives nan (log_target) or
+    as rows that changed (fraction)."""
+    check, fn, _ = WRONG[case]
+    with pytest.raises(checks.CheckFailed) as err:
+        check(fn)
+    assert "returned nan" in str(err.value)[:60]
+    assert "no row may change" not in str(err.value) and "fraction=0 no row" not in str(err.value)
+
+
+RIGHT = {
+    "softmax_t": (checks.check_softmax_t, _softmax_t),
+    "softmax dim=1": (checks.check_softmax_t, lambda z, T: _softmax(z / T, dim=1)),
+    "softmax_t, hidden-test settings": (
+        functools.partial(checks.check_softmax_t, shape=(64, 100), temperatures=(0.25, 100.0), seed=5),
+        _softmax_t),
+    "soft_target_loss": (checks.check_soft_target_loss, _soft),
+    # probabilities as target is as right as log_target=True
+    "soft target as probabilities": (
+        checks.check_soft_target_loss,
+        lambda z, v, T: F.kl_div(ls(z / T, 1), F.softmax(v / T, 1), reduction="batchmean") * T**2),
+    "soft_target_loss, hidden-test settings": (
+        functools.partial(checks.check_soft_target_loss, N=5, C=3, temperatures=(0.5, 8.0), seed=5),
+        _soft),
+    "distillation_loss": (checks.check_distillation_loss, _distill),
+    "distillation_loss, hidden-test settings": (
+        functools.partial(checks.check_distillation_loss, N=16, C=3, settings=((0.5, 0.9),), seed=5),
+        _distill),
+    "perturb_logits": (checks.check_perturb_logits, _perturb("right")),
+    "perturb_logits, hidden-test settings": (
+        functools.partial(checks.check_perturb_logits, sigma=0.5, fraction=0.7, seed=5), _perturb("right")),
+    "training step": (checks.check_training_step, _right_step),
+    "training step, other T and alpha": (
+        functools.partial(checks.check_training_step, T=4.0, alpha=0.3), _right_step),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RIGHT))
+@pytest.mark.filterwarnings("error::UserWarning:kdlib")
+def test_check_accepts_right_answers(case, capsys):
+    check, fn = RIGHT[case]
     check(fn)
     assert capsys.readouterr().out.startswith("✓ ")
 
 
 def test_error_in_students_function_is_kept_as_the_cause():
     with pytest.raises(checks.CheckFailed, match="softmax_t raised IndexError") as err:
-        checks.check_softmax_t(lambda z, T: z.softmax(dim=2))
+        checks.check_softmax_t(lambda z, T: z.exp() / z.exp().sum(dim=2))
     assert isinstance(err.value.__cause__, IndexError)
+
+
+# ---- 4. a function that never returns is stopped --------------------------------------------------
+
+ENDLESS = """
+from kdlib import homework
+
+def softmax_t(logits, T):
+    while True:
+        pass
+
+def stubborn(logits, T):  # an endless loop that swallows every Exception
+    while True:
+        try:
+            logits = logits + 0
+        except Exception:
+            pass
+
+for fn in (softmax_t, stubborn):
+    try:
+        homework.check_softmax_t(fn)
+    except homework.CheckFailed as e:
+        print("CheckFailed:", e)
+"""
+
+
+def test_endless_loop_is_stopped(tmp_path):
+    """The check fails after the time limit instead of waiting forever (run in a subprocess with
+    a timeout, so that this test cannot hang the suite on a check without a limit)."""
+    import kdlib
+
+    here = str(Path(kdlib.__file__).parents[1])  # the kdlib under test, wherever it is
+    env = {**os.environ, "KDLIB_CHECK_TIME_LIMIT": "1",
+           "PYTHONPATH": os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    try:
+        r = subprocess.run([sys.executable, "-c", ENDLESS], env=env, capture_output=True, text=True,
+                           timeout=60, cwd=tmp_path)
+    except subprocess.TimeoutExpired:
+        pytest.fail("a check of a function that never returns did not return either (no time limit)")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("CheckFailed: softmax_t took longer than 1 second and was stopped: "
+                          "probably an endless loop") == 2, r.stdout + r.stderr
+
+
+def test_endless_loop_is_stopped_in_a_kernel(monkeypatch):
+    """The same in a Jupyter kernel, where students run the checks (nbclient's cell timeout
+    bounds the test)."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError
+
+    monkeypatch.setenv("KDLIB_CHECK_TIME_LIMIT", "2")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(ENDLESS.replace("for fn in (softmax_t, stubborn):", "for fn in ():")),
+                nbformat.v4.new_code_cell("homework.check_softmax_t(softmax_t)")]
+    try:
+        NotebookClient(nb, timeout=90, kernel_name="python3", allow_errors=True).execute()
+    except CellTimeoutError:
+        pytest.fail("in a kernel, a check of a function that never returns did not return either")
+    assert _errors(nb.cells[1]) == ["CheckFailed"]
+    assert "took longer than 2 seconds" in nb.cells[1].outputs[-1].evalue
+
+
+class _OuterAlarm(BaseException):
+    pass
+
+
+def test_time_limit_leaves_other_timers_alone():
+    """A timer set before the check (e.g. pytest-timeout's) keeps its handler and its deadline: it
+    is re-armed after the check, and fires in its own handler if it runs out first."""
+    def outer(signum, frame):
+        raise _OuterAlarm()
+
+    def slow(z, T):
+        time.sleep(3)
+        return _softmax_t(z, T)
+
+    old = signal.signal(signal.SIGALRM, outer)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 30)
+        checks.check_softmax_t(_softmax_t)
+        assert signal.getsignal(signal.SIGALRM) is outer
+        assert 20 < signal.getitimer(signal.ITIMER_REAL)[0] <= 30
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(_OuterAlarm):
+            checks.check_softmax_t(slow)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    checks.check_softmax_t(_softmax_t)
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert signal.getsignal(signal.SIGALRM) is old

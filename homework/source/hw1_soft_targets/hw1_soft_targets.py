@@ -25,7 +25,9 @@
 # `raise NotImplementedError()` line), run the cell, then run the check cell below it. A check
 # compares your function with the course's own (`kdlib.losses`) on several inputs: it prints a line
 # starting with ✓ when yours is right, and otherwise stops with a message that says what is wrong
-# (for the common mistakes, also why). The check cells are graded: do not change them.
+# (for the common mistakes, also why). The check cells are graded: do not change them. Write the
+# formulas yourself: a check refuses a function that calls the course's own (`kdlib.losses`), and
+# in exercise 1 one that calls torch's softmax.
 #
 # Notation: `z` are the student's logits and `v` the teacher's, both of shape N x C (N examples,
 # C classes); `T` is the temperature.
@@ -34,7 +36,7 @@
 import torch
 import torch.nn.functional as F
 
-from kdlib import checks
+from kdlib import homework as checks
 
 # %% [markdown]
 # ## 1. Softmax with temperature (2 points)
@@ -45,9 +47,10 @@ from kdlib import checks
 # a larger T gives a softer distribution that shows how the model ranks the wrong classes (the
 # "dark knowledge").
 #
-# Write it with `torch.exp` and a sum, not with `torch.softmax`. Mind large logits: `exp(89)` is
-# already too large for float32. Subtracting each row's maximum from the logits first does not
-# change the result (why?) and keeps every exponent at or below 0.
+# Write it with `torch.exp` and a sum: the check refuses `torch.softmax`, `F.softmax`,
+# `logits.softmax(...)` and `log_softmax`. Mind large logits: `exp(89)` is already too large for
+# float32. Subtracting each row's maximum from the logits first does not change the result (why?)
+# and keeps every exponent at or below 0.
 
 # %% nbgrader={"grade": false, "grade_id": "softmax_t", "locked": false, "schema_version": 3, "solution": true}
 def softmax_t(logits: torch.Tensor, T: float) -> torch.Tensor:
@@ -62,6 +65,11 @@ def softmax_t(logits: torch.Tensor, T: float) -> torch.Tensor:
 
 # %% nbgrader={"grade": true, "grade_id": "check_softmax_t", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 checks.check_softmax_t(softmax_t)
+### BEGIN HIDDEN TESTS
+# Graded only (not in the students' copy): other batch and class sizes, other temperatures.
+checks.check_softmax_t(softmax_t, shape=(1, 2), temperatures=(0.1, 3.0), seed=10)
+checks.check_softmax_t(softmax_t, shape=(64, 100), temperatures=(0.25, 10.0, 100.0), seed=11)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## 2. The soft-target loss (3 points)
@@ -95,6 +103,11 @@ def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
 
 # %% nbgrader={"grade": true, "grade_id": "check_soft_target_loss", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 checks.check_soft_target_loss(soft_target_loss)
+### BEGIN HIDDEN TESTS
+# Graded only: other batch and class sizes (a batch size written into the code fails), other T.
+checks.check_soft_target_loss(soft_target_loss, N=5, C=3, temperatures=(0.5, 8.0), seed=12)
+checks.check_soft_target_loss(soft_target_loss, N=64, C=100, temperatures=(3.0,), seed=13)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## 3. The distillation loss (3 points)
@@ -121,6 +134,11 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
 
 # %% nbgrader={"grade": true, "grade_id": "check_distillation_loss", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 checks.check_distillation_loss(distillation_loss)
+### BEGIN HIDDEN TESTS
+# Graded only: other sizes, other (T, alpha).
+checks.check_distillation_loss(distillation_loss, N=16, C=3, settings=((0.5, 0.9), (8.0, 0.1)),
+                               seed=14)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## Done

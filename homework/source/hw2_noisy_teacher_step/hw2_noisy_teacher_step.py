@@ -23,12 +23,15 @@
 # **How to work.** As in homework 1: write your code where it says `# YOUR CODE HERE` (delete the
 # `raise NotImplementedError()` line), run the cell, then run the check cell below it. A check
 # prints a line starting with ✓ when your function is right, and otherwise stops with a message
-# that says what is wrong. The check cells are graded: do not change them.
+# that says what is wrong. The check cells are graded: do not change them. Write
+# `perturb_logits` yourself: its check refuses a function that calls `kdlib.losses`. The training
+# step uses kdlib's `distillation_loss` (the only kdlib loss allowed there).
 
 # %%
 import torch
 
-from kdlib import checks, data, models, recipes, train
+from kdlib import data, models, recipes, train
+from kdlib import homework as checks
 from kdlib.losses import distillation_loss
 from kdlib.repro import seed_everything
 
@@ -64,6 +67,10 @@ def perturb_logits(logits: torch.Tensor, sigma: float, fraction: float,
 
 # %% nbgrader={"grade": true, "grade_id": "check_perturb_logits", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 checks.check_perturb_logits(perturb_logits)
+### BEGIN HIDDEN TESTS
+# Graded only (not in the students' copy): another sigma and fraction.
+checks.check_perturb_logits(perturb_logits, sigma=0.5, fraction=0.7, seed=15)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## 2. One distillation training step (3 points)
@@ -106,7 +113,7 @@ seed_everything(0)
 mnist = recipes.mnist_split(subset=2000)
 x, y = mnist["train"]
 x_val, y_val = mnist["val"]
-teacher, teacher_info = recipes.get_teacher(progress=False)
+teacher, teacher_info = recipes.mnist_teacher(progress=False)
 teacher_logits = train.predict_logits(teacher, x)  # cached once: the teacher is frozen
 print(f"{len(y)} training images; teacher test accuracy {teacher_info['test_acc']:.2%}, "
       f"its accuracy on these images {(teacher_logits.argmax(1) == y).float().mean():.2%}")
@@ -118,6 +125,11 @@ print(f"{len(y)} training images; teacher test accuracy {teacher_info['test_acc'
 # %% nbgrader={"grade": true, "grade_id": "check_distillation_step", "locked": true, "points": 3, "schema_version": 3, "solution": false}
 checks.check_training_step(distillation_step, x[:64], y[:64], teacher_logits[:64])
 checks.check_training_step(distillation_step)
+### BEGIN HIDDEN TESTS
+# Graded only: another batch, T and alpha.
+checks.check_training_step(distillation_step, x[64:96], y[64:96], teacher_logits[64:96], T=4.0,
+                           alpha=0.3)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## 3. Train a student with a noisy teacher (2 points)

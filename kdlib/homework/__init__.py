@@ -1,0 +1,24 @@
+"""Checks for the homework notebooks (homework/): each compares a student's function with kdlib's.
+
+Call a check on your function in a notebook, e.g. ``check_softmax_t(softmax_t)``. It runs your function
+on several inputs and compares it with the reference in :mod:`kdlib.losses`. On success it prints a
+line starting with "✓"; otherwise it raises :class:`CheckFailed` (an ``AssertionError``) whose
+message says what went wrong and, for the common mistakes, why: no T^2, ``reduction='mean'``
+instead of ``'batchmean'``, alpha on the wrong term, a softmax over the wrong dimension,
+``log(softmax(...))`` at large logits, noise added instead of multiplied, and so on.
+
+Every call of your function is validated the same way (a tensor of the right shape, finite, its
+inputs left unchanged), runs under a time limit (``KDLIB_CHECK_TIME_LIMIT`` seconds, default 10,
+on Linux and macOS), and may not call kdlib's own implementation of what you are writing
+(``kdlib.losses``; nor torch's softmax inside ``softmax_t``): calling it proves nothing.
+
+- :mod:`kdlib.homework.hw1`: ``check_softmax_t``, ``check_soft_target_loss``, ``check_distillation_loss``
+- :mod:`kdlib.homework.hw2`: ``check_perturb_logits``, ``check_training_step``
+- :mod:`kdlib.homework._common`: what they share.
+"""
+from ._common import CheckFailed
+from .hw1 import check_distillation_loss, check_soft_target_loss, check_softmax_t
+from .hw2 import check_perturb_logits, check_training_step
+
+__all__ = ["CheckFailed", "check_softmax_t", "check_soft_target_loss", "check_distillation_loss",
+           "check_perturb_logits", "check_training_step"]
