@@ -225,7 +225,7 @@ def show_results(res):
     for k in KEYS:
         a = np.array(res["key"][k])
         table.append(f"| {k} | {a.mean():.4f} ± {a.std(ddof=1):.4f} | {' '.join(f'{x:.4f}' for x in a)} |")
-    table.append(f"| teacher ({res['teacher_info']['settings']['teacher']}) | {res['teacher_test']:.4f} (one run) | |")
+    table.append(f"| teacher ({res['teacher_info']['settings']['model']}) | {res['teacher_test']:.4f} (one run) | |")
     display(Markdown("\n".join(table)))
     for a, b in [("noisy teacher", "clean teacher"), ("noisy teacher", "alone"),
                  ("noisy teacher", "dropout student"), ("clean teacher", "alone")]:
