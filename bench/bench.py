@@ -1,14 +1,29 @@
 """Speed benchmark: run with `make bench` (or `python bench/bench.py [--skip-notebooks]`).
 
-Measures, on this machine, in one run and on the same data:
-1. teacher training, images/s: the textbook loop of pytorch/examples' MNIST (torchvision MNIST
-   dataset, ToTensor + Normalize, DataLoader, batch 64, float32) against kdlib's loop (whole
-   tensors, channels_last, bf16 autocast where the CPU has it);
-2. one distillation epoch of the 784-16-10 student: cached teacher logits against a teacher
-   forward on every batch;
-3. wall time of every notebook in fast mode (run now) and in full mode (as recorded by the last
-   `make notebooks`, in bench/notebook_times.json), and notebook 05's wall time per part (the
-   table in the last cell of its committed full-length run).
+Every training loop of the series is measured against the machine's own limit:
+
+1. the machine: CPU model, cores, torch version and threads, bf16 autocast, AVX-512/AVX2/AMX;
+2. the limit: the machine's float32 matmul rate (2048 x 2048 @ 2048 x 2048, torch's default
+   threads, best of a few repetitions before the loops and a few after), in GFLOP/s;
+3. every training loop of notebooks 02-06 with its notebook's batch size, optimiser, loss, memory
+   format and thread count (``train.torch_threads(train.auto_threads(model))``, as ``train.fit``
+   runs it), on real MNIST / CIFAR-10 tensors on the CPU, as images/s and as a fraction of the
+   matmul rate.
+   FLOPs per image are counted with ``torch.utils.flop_counter.FlopCounterMode`` over the forward
+   and backward pass of one training step (loss included, so a teacher that runs inside the loss is
+   counted; the optimizer step is not), divided by the batch size. The models are fresh and
+   untrained (speed does not depend on the weights) and a few seconds of steps are timed per loop
+   (best of two after a warm-up). The note column splits one step's time into data (batch slicing,
+   augmentation), forward + loss, backward and optimizer step. Two comparisons the README reports
+   are kept: pytorch/examples' textbook MNIST loop (torchvision dataset + DataLoader, batch 64)
+   against kdlib's loop for the seed teacher, and a 784-16-10 student epoch on cached teacher
+   logits against a teacher forward on every batch (a fraction of the epoch, scaled to 48,000);
+4. wall time of every notebook in fast mode (run now with nbclient, unless ``--skip-notebooks``)
+   and in full mode (as recorded by the last `make notebooks` in bench/notebook_times.json), and
+   the per-part wall times a notebook printed in its committed full-length run.
+
+Prints one markdown table of the loops (ready for the README) and one of the notebook times, writes
+the same rows with the machine and the date to bench/results.json, and states its own run time.
 """
 from __future__ import annotations
 
@@ -17,22 +32,316 @@ import json
 import os
 import platform
 import struct
-import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
-import kdlib
-from kdlib import data, models, recipes, train
+from kdlib import config, data, losses, models, recipes, train
 
 ROOT = Path(__file__).resolve().parent.parent
-N_TEACHER = 6400  # images per timed teacher run (100 batches of 64)
+RESULTS = ROOT / "bench" / "results.json"
+TIMES = ROOT / "bench" / "notebook_times.json"
+EPOCH = 48000  # the seed's training split: the student epochs are scaled to it
+SECONDS = 1.0  # wall time per timed repetition of a loop (the step count adapts to the machine)
 
+
+# ---- 1. The machine ---------------------------------------------------------------------------
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (/proc/cpuinfo; empty where there is none)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def machine_info() -> dict:
+    """CPU model, cores, torch version and threads, bf16 autocast, vector extensions, date."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    flags = cpu_flags()
+    vector = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16") if f in flags]
+    return {"cpu": model, "cores": os.cpu_count(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "bf16": config.bf16(), "vector": vector,
+            "date": time.strftime("%Y-%m-%d"), "load_average": load_average()}
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (runnable processes; None where the OS has none): above the core
+    count, other work competes for the cores and every rate below is pessimistic."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
+# ---- 2. The limit -----------------------------------------------------------------------------
+
+def matmul_gflops(n: int = 2048, reps: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """GFLOP/s of an n x n @ n x n matmul (2 n^3 FLOPs) at torch's default threads, best of ``reps``
+    after one warm-up."""
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=gen).to(dtype)
+    b = torch.randn(n, n, generator=gen).to(dtype)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best / 1e9
+
+
+# ---- 3. The loops -----------------------------------------------------------------------------
+
+def step_flops(model: torch.nn.Module, batch: tuple, loss_fn=train.cross_entropy) -> float:
+    """FLOPs per image of one training step's forward and backward pass (loss included, optimizer
+    step not), as ``FlopCounterMode`` counts them, divided by the batch size. The gradients are
+    cleared afterwards. Memory format and autocast do not change the count."""
+    xb, yb, *extra = batch
+    model.train()
+    with FlopCounterMode(display=False) as counter:
+        loss_fn(model(xb).float(), yb, *extra).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / len(yb)
+
+
+def time_loop(model: torch.nn.Module, optimizer, tensors: tuple, batch_size: int,
+              loss_fn=train.cross_entropy, augment=None, seconds: float = SECONDS, reps: int = 2,
+              threads: int | None | str = "auto", max_batches: int | None = None) -> float:
+    """Images per second of ``train.train_epoch`` (kdlib's loop, as ``train.fit`` runs it) on rows
+    of ``tensors``: a warm-up of two batches, then ``reps`` timed passes of about ``seconds`` each
+    (at least 3 batches, at most the data or ``max_batches``); the best pass counts.
+    ``threads="auto"``: ``train.auto_threads(model)``, as ``train.fit``; else that count (None: as is).
+    """
+    n_rows = len(tensors[0])
+    gen = torch.Generator().manual_seed(0)
+    with train.torch_threads(train.auto_threads(model) if threads == "auto" else threads):
+        warm = tuple(t[: 2 * batch_size] for t in tensors)
+        start = time.perf_counter()
+        train.train_epoch(model, optimizer, train.Batches(*warm, batch_size=batch_size, generator=gen,
+                                                          augment=augment), loss_fn)
+        per_batch = (time.perf_counter() - start) / 2
+        n_batches = max(3, int(seconds / per_batch))
+        n_batches = min(n_batches, max_batches or n_batches, n_rows // batch_size)
+        part = tuple(t[: n_batches * batch_size] for t in tensors)
+        best = float("inf")
+        for _ in range(reps):
+            start = time.perf_counter()
+            train.train_epoch(model, optimizer, train.Batches(*part, batch_size=batch_size, generator=gen,
+                                                              augment=augment), loss_fn)
+            best = min(best, time.perf_counter() - start)
+    return n_batches * batch_size / best
+
+
+def step_breakdown(model: torch.nn.Module, optimizer, tensors: tuple, batch_size: int,
+                   loss_fn=train.cross_entropy, augment=None, steps: int = 6,
+                   threads: int | None | str = "auto") -> dict:
+    """Share of one training step's wall time in each phase, over ``steps`` batches (after one
+    warm-up batch), with ``train.train_epoch``'s code split into: ``data`` (slicing the shuffled
+    batch, augmentation, memory format), ``forward`` (model and loss, autocast as kdlib uses it),
+    ``backward`` and ``optimizer`` (zero_grad and step). ``threads``: as :func:`time_loop`."""
+    steps = max(1, min(steps, len(tensors[0]) // batch_size - 1))  # no more than the data holds
+    prepare, autocast = train._runner(model)
+    gen = torch.Generator().manual_seed(1)
+    part = tuple(t[: (steps + 1) * batch_size] for t in tensors)
+    phases = dict.fromkeys(("data", "forward", "backward", "optimizer"), 0.0)
+    dev = next(model.parameters()).device
+    model.train()
+    with train.torch_threads(train.auto_threads(model) if threads == "auto" else threads):
+        it = iter(train.Batches(*part, batch_size=batch_size, generator=gen, augment=augment))
+        for i in range(steps + 1):
+            t0 = time.perf_counter()
+            xb, yb, *extra = next(it)
+            xb, yb, extra = prepare(xb), yb.to(dev), [e.to(dev) for e in extra]
+            t1 = time.perf_counter()
+            with autocast():
+                logits = model(xb)
+            loss = loss_fn(logits.float(), yb, *extra)
+            t2 = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            t3 = time.perf_counter()
+            optimizer.step()
+            t4 = time.perf_counter()
+            if i:  # the first batch is the warm-up
+                for k, dt in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                    phases[k] += dt
+    total = sum(phases.values())
+    return {k: v / total for k, v in phases.items()} | {"step_ms": 1e3 * total / steps}
+
+
+@dataclass
+class Loop:
+    """One training loop as a notebook runs it."""
+    name: str
+    notebook: str
+    build: object  # () -> (model, optimizer)
+    tensors: tuple  # (x, y, *extra): rows to train on
+    batch_size: int
+    loss_fn: object = train.cross_entropy
+    augment: object = None
+    note: str = ""
+    threads: object = "auto"
+
+
+@dataclass
+class Row:
+    loop: str
+    batch: int
+    gflop_per_image: float
+    images_per_s: float
+    fraction: float  # of the fp32 matmul rate
+    note: str = ""
+    breakdown: dict = field(default_factory=dict)
+
+    def markdown(self) -> str:
+        note = self.note
+        if self.breakdown:
+            b = self.breakdown
+            split = (f"step {b['step_ms']:.1f} ms: data {b['data']:.0%}, forward {b['forward']:.0%}, "
+                     f"backward {b['backward']:.0%}, optimizer {b['optimizer']:.0%}")
+            note = f"{note}; {split}" if note else split
+        return (f"| {self.loop} | {self.batch} | {self.gflop_per_image:.4g} | {self.images_per_s:,.0f} | "
+                f"{self.fraction:.1%} | {note} |")
+
+
+def measure(loop: Loop, rate: float, breakdown: bool = True, **kw) -> Row:
+    """FLOPs, images/s and (``breakdown``) the phase split of ``loop``; ``rate``: GFLOP/s."""
+    b = loop.batch_size
+    model, opt = loop.build()
+    flops = step_flops(model, tuple(t[:b] for t in loop.tensors), loop.loss_fn)
+    start = time.perf_counter()
+    ips = time_loop(model, opt, loop.tensors, b, loop.loss_fn, loop.augment, threads=loop.threads, **kw)
+    steps = max(3, min(8, int(kw.get("seconds", SECONDS) * ips / b)))  # about one pass's time
+    split = step_breakdown(model, opt, loop.tensors, b, loop.loss_fn, loop.augment, steps,
+                           loop.threads) if breakdown else {}
+    print(f"  ({time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)
+    row = Row(f"{loop.notebook}: {loop.name}", b, flops / 1e9, ips, ips * flops / (rate * 1e9), loop.note, split)
+    print(row.markdown(), flush=True)
+    return row
+
+
+def channels_last(model: torch.nn.Module) -> torch.nn.Module:
+    return model.to(memory_format=torch.channels_last)
+
+
+def loops() -> list[Loop]:
+    """The training loops of notebooks 02-06, each with its recipe's batch size, optimiser, loss
+    and memory format (read from kdlib where kdlib defines the recipe)."""
+    from kdlib import as_written, noisy
+
+    torch.manual_seed(0)
+    mnist = recipes.mnist_split()
+    x, y = mnist["train"]
+    logits = torch.randn(len(y), 10)  # stands for cached teacher logits (their values do not matter)
+    blog_x, blog_y = recipes.mnist_full()["train"]
+    ts, bs, st = recipes.teacher_settings(), recipes.blog_teacher_settings(), recipes.STUDENT
+    out = [
+        Loop("seed teacher TeacherNet (Adadelta, channels_last)", "02",
+             lambda: (m := channels_last(models.TeacherNet()), torch.optim.Adadelta(m.parameters(), lr=ts.lr)),
+             (x, y), ts.batch_size, note="bf16 autocast" if config.bf16() else "fp32 (no bf16 on this CPU)"),
+        Loop("seed teacher, float32 contiguous (no channels_last)", "02",
+             lambda: (m := models.TeacherNet(), torch.optim.Adadelta(m.parameters(), lr=ts.lr)),
+             (x, y), ts.batch_size, note="comparison: the memory format"),
+        Loop("blog teacher BlogTeacherNet (fused Adam, channels_last, pixels/255)", "02",
+             lambda: (m := channels_last(models.BlogTeacherNet()),
+                      torch.optim.Adam(m.parameters(), lr=bs.lr, fused=True)),
+             (blog_x, blog_y), bs.batch_size),
+        Loop("784-16-10 student, cached logits, hard+soft (fused Adam)", "03",
+             lambda: (m := models.StudentNet(), torch.optim.Adam(m.parameters(), lr=st.lr, fused=True)),
+             (x, y, logits), st.batch_size, recipes.student_loss("hard+soft")),
+    ]
+    # notebook 03's weak student: the blog teacher's head (dropout on) runs on cached trunk features
+    _, head = as_written.split_at_dropout(models.BlogTeacherNet())
+    feats = torch.randn(20000, 1024)  # stands for the cached trunk features
+    out.append(Loop("blog's weak student WeakStudentNet (Adam), teacher head on cached features", "03",
+                    lambda: (m := models.WeakStudentNet(), torch.optim.Adam(m.parameters(), lr=1e-4)),
+                    (blog_x[:20000], blog_y[:20000], feats), 32, weak_student_loss(head),
+                    note="FLOPs: mostly the teacher head's forward (1024 x 10)"))
+    # notebook 05 (Sau & Balasubramanian): CPU-sized CIFAR-10 networks, the paper's MNIST ones
+    cifar = noisy.settings("cifar10")
+    cx, cy = noisy.load_data(cifar)["train"]
+    cv = torch.randn(len(cy), 10)
+    mn = noisy.settings("mnist")
+    noisy_loss = noisy.noisy_teacher_loss(0.5, 1.0)
+    ct, mt = cifar.teacher, mn.teacher
+    out += [
+        Loop(f"CIFAR-10 teacher SmallVGG({ct.model_kwargs['width']}) (fused Adam, channels_last, flips)", "05",
+             lambda: (m := channels_last(noisy.build(ct.model, ct.model_kwargs)),
+                      torch.optim.Adam(m.parameters(), lr=ct.lr, fused=True)),
+             (cx, cy), ct.batch_size, augment=noisy.random_flip if ct.flip else None),
+        Loop("CIFAR-10 student LeNetCIFAR(16, 32, 256), noisy logits (fused Adam, channels_last)", "05",
+             lambda: (m := channels_last(noisy.build(cifar.student, cifar.student_kwargs)),
+                      torch.optim.Adam(m.parameters(), lr=cifar.student_lrs[0], fused=True)),
+             (cx, cy, cv), cifar.student_batch, noisy_loss),
+        Loop("MNIST teacher LeNetMNIST (fused Adam, channels_last)", "05",
+             lambda: (m := channels_last(noisy.build(mt.model, mt.model_kwargs)),
+                      torch.optim.Adam(m.parameters(), lr=mt.lr, fused=True)),
+             (x, y), mt.batch_size),
+        Loop("MNIST student MLP800, noisy logits (fused Adam)", "05",
+             lambda: (m := noisy.build(mn.student, mn.student_kwargs),
+                      torch.optim.Adam(m.parameters(), lr=mn.student_lrs[0], fused=True)),
+             (x, y, logits), mn.student_batch, noisy_loss),
+    ]
+    out += hinton_loops(x, y, logits)
+    return out
+
+
+def weak_student_loss(head: torch.nn.Module):
+    """Notebook 03's (d) loss for the weak student: the teacher's head (its dropout on) runs on the
+    batch's cached trunk features without gradients, then Hinton's distillation loss (T 5, 0.7)."""
+    def loss_fn(z, yb, f):
+        with torch.no_grad():
+            v = head(f)
+        return losses.distillation_loss(z, v, yb, 5.0, 0.7)
+    return loss_fn
+
+
+def hinton_loops(x: torch.Tensor, y: torch.Tensor, logits: torch.Tensor) -> list[Loop]:
+    """Notebook 06's teacher and student loops (Hinton et al. section 3), where kdlib has them."""
+    if not hasattr(models, "MLP"):
+        return []
+    try:
+        from kdlib import augment, hinton
+        ts, batch, lr = hinton.teacher_settings(), hinton.BATCH, hinton.LR
+        hidden, jitter = ts.hidden, ts.jitter
+        t_batch, t_lr, t_in, t_drop = ts.batch_size, ts.lr, ts.input_dropout, ts.dropout
+        shift = lambda xb, g: augment.jitter(xb, g, max_shift=jitter)  # noqa: E731
+        s_loss = hinton.student_loss(20.0)  # any T: the same cost
+        where = "kdlib.hinton's settings"
+    except ImportError:  # the networks exist, the recipe not yet: batch 128, Adam 1e-3
+        hidden, t_batch, batch, t_lr, lr, t_in, t_drop, shift = (1200, 1200), 128, 128, 1e-3, 1e-3, 0.2, 0.5, None
+        s_loss, where = recipes.student_loss("hard+soft"), "assumed recipe (no kdlib.hinton)"
+    return [
+        Loop(f"teacher MLP{tuple(hidden)}, dropout {t_in}/{t_drop}, jitter (fused Adam)", "06",
+             lambda: (m := models.MLP(tuple(hidden), input_dropout=t_in, dropout=t_drop),
+                      torch.optim.Adam(m.parameters(), lr=t_lr, fused=True)),
+             (x, y), t_batch, augment=shift, note=where),
+        Loop("student MLP(800, 800), cached logits, soft + hard (fused Adam)", "06",
+             lambda: (m := models.MLP((800, 800)), torch.optim.Adam(m.parameters(), lr=lr, fused=True)),
+             (x, y, logits), batch, s_loss, note=where),
+    ]
+
+
+# ---- The two comparisons of the README ----------------------------------------------------------
 
 def write_idx(root: Path, images: np.ndarray, labels: np.ndarray, prefix: str) -> None:
     """Write MNIST's original idx files, so that torchvision's MNIST class reads them unchanged."""
@@ -43,8 +352,10 @@ def write_idx(root: Path, images: np.ndarray, labels: np.ndarray, prefix: str) -
     (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, n) + labels.astype(np.uint8).tobytes())
 
 
-def textbook_teacher(n: int) -> float:
-    """pytorch/examples' MNIST loop: torchvision dataset + ToTensor + Normalize + DataLoader."""
+def textbook_teacher(rate: float, flops: float, seconds: float = SECONDS) -> Row:
+    """pytorch/examples' MNIST loop: torchvision dataset + ToTensor + Normalize + DataLoader (batch
+    64, shuffled), float32, torch's default threads, Adadelta; ``flops``: per image (the seed
+    teacher's). Two warm-up batches, then about ``seconds`` of batches (best of two passes)."""
     from torchvision import datasets, transforms
 
     images, labels = data.load("mnist", "train")
@@ -52,131 +363,218 @@ def textbook_teacher(n: int) -> float:
         write_idx(Path(tmp), images.numpy(), labels.numpy(), "train")
         write_idx(Path(tmp), images[:10].numpy(), labels[:10].numpy(), "t10k")
         tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
-        ds = torch.utils.data.Subset(datasets.MNIST(tmp, train=True, download=False, transform=tf), range(n))
-        loader = torch.utils.data.DataLoader(ds, batch_size=64, shuffle=True)
+        ds = datasets.MNIST(tmp, train=True, download=False, transform=tf)
         torch.manual_seed(0)
         model = models.TeacherNet()
         opt = torch.optim.Adadelta(model.parameters(), lr=1.0)
         model.train()
-        start = time.perf_counter()
-        for x, y in loader:
-            opt.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-        return n / (time.perf_counter() - start)
 
-
-def kdlib_teacher(n: int, channels_last: bool) -> float:
-    """kdlib's loop; a channels_last model also gets bf16 autocast where kdlib.config.bf16()."""
-    x, y = recipes.mnist_split()["train"]
-    gen = kdlib.seed_everything(0)
-    model = models.TeacherNet()
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adadelta(model.parameters(), lr=1.0)
-    start = time.perf_counter()
-    train.train_epoch(model, opt, train.Batches(x[:n], y[:n], generator=gen))
-    return n / (time.perf_counter() - start)
-
-
-def distillation_epochs(n: int) -> tuple[float, float, float, float]:
-    """Seconds for one hard+soft student epoch with cached logits, with an fp32 and a bf16 teacher
-    forward per batch, and for computing the cached logits once."""
-    teacher, info = recipes.mnist_teacher(progress=False)
-    bf16 = info["settings"].bf16
-    x, y = recipes.mnist_split()["train"]
-    x, y = x[:n], y[:n]
-    loss = recipes.student_loss("hard+soft")
-
-    def epoch(loss_fn, *extra):
-        gen = kdlib.seed_everything(0)
-        student = models.StudentNet()
-        opt = torch.optim.Adam(student.parameters(), lr=1e-3, fused=True)
-        with train.torch_threads(train.auto_threads(student)):
+        def run(n_batches: int) -> float:
+            loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(64 * n_batches)),
+                                                 batch_size=64, shuffle=True)
             start = time.perf_counter()
-            train.train_epoch(student, opt, train.Batches(x, y, *extra, generator=gen), loss_fn)
+            for xb, yb in loader:
+                opt.zero_grad()
+                loss = F.cross_entropy(model(xb), yb)
+                loss.backward()
+                opt.step()
             return time.perf_counter() - start
 
-    def per_batch(fast: bool):
-        def loss_fn(z, yb, xb):  # the teacher runs on every batch (eval mode, no grad)
-            with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=fast and bf16):
-                v = teacher(xb.contiguous(memory_format=torch.channels_last) if fast else xb).float()
+        n = max(3, int(seconds / (run(2) / 2)))
+        ips = 64 * n / min(run(n), run(n))
+    row = Row("02: seed teacher, textbook loop (torchvision MNIST + DataLoader, fp32)", 64, flops / 1e9, ips,
+              ips * flops / (rate * 1e9), "comparison: pytorch/examples' loop")
+    print(row.markdown(), flush=True)
+    return row
+
+
+def distillation_rows(rate: float, x: torch.Tensor, y: torch.Tensor, student_ips: float) -> list[Row]:
+    """The 784-16-10 student (hard+soft, fused Adam, batch 64, one thread as ``train.fit``) with a
+    frozen TeacherNet forward on every batch, as the seed did (float32, and channels_last + bf16
+    where the CPU has bf16), and the cost of caching the teacher's logits once (``predict_logits``);
+    each timed on a part of the epoch and scaled to 48,000 images. ``student_ips``: the cached-logit
+    loop's rate, measured before."""
+    st = recipes.STUDENT
+    loss = recipes.student_loss("hard+soft")
+    teacher = train.freeze(models.TeacherNet())
+    variants = [("fp32, as the seed", False)] + ([("channels_last + bf16", True)] if config.bf16() else [])
+    rows = []
+    for what, fast in variants:
+        t = channels_last(train.freeze(models.TeacherNet())) if fast else teacher
+
+        def per_batch(z, yb, xb, t=t, fast=fast):  # the teacher runs on every batch (eval, no grad)
+            with torch.no_grad(), torch.autocast("cpu", torch.bfloat16) if fast else nullcontext():
+                v = t(xb.contiguous(memory_format=torch.channels_last) if fast else xb).float()
             return loss(z, yb, v)
-        return loss_fn
 
+        loop = Loop(f"784-16-10 student, teacher forward on every batch ({what})", "03",
+                    lambda: (m := models.StudentNet(), torch.optim.Adam(m.parameters(), lr=st.lr, fused=True)),
+                    (x, y, x), st.batch_size, per_batch)
+        row = measure(loop, rate, breakdown=False)
+        row.note = (f"FLOPs: the teacher's forward, 1 thread (the student's); 48k epoch "
+                    f"{EPOCH / row.images_per_s:.1f} s against {EPOCH / student_ips:.2f} s with cached logits "
+                    f"({student_ips / row.images_per_s:.0f}x)")
+        rows.append(row)
+    # the cache: one forward of the frozen teacher over the split, batches of 1000
+    n = 2000
+    train.predict_logits(teacher, x[:1000])
     start = time.perf_counter()
-    v = train.predict_logits(teacher, x)
-    cache_s = time.perf_counter() - start
-    cached = epoch(loss, v)
-    forward_fp32 = epoch(per_batch(False), x)
-    forward_fast = epoch(per_batch(True), x)
-    return cached, forward_fp32, forward_fast, cache_s
+    train.predict_logits(teacher, x[:n])
+    ips = n / (time.perf_counter() - start)
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        teacher(x[:10])
+    flops = counter.get_total_flops() / 10
+    rows.append(Row("03: caching the seed teacher's logits once (predict_logits, inference)", 1000,
+                    flops / 1e9, ips, ips * flops / (rate * 1e9), f"48k images once: {EPOCH / ips:.1f} s"))
+    print(rows[-1].markdown(), flush=True)
+    return rows
 
 
-def noisy_part_times() -> dict:
-    """Per-part wall times of notebook 05, read from the table its last cell printed in the
-    committed (full-length) run."""
-    nb = json.loads((ROOT / "notebooks" / "05_noisy_teachers.ipynb").read_text())
-    for cell in nb["cells"]:
-        for out in cell.get("outputs", []):
-            text = "".join(out.get("data", {}).get("text/markdown", ""))
-            if text.startswith("| part | seconds |"):
-                rows = [line.strip("| ").split(" | ") for line in text.splitlines()[2:]]
-                return {part: int(sec) for part, sec in rows}
-    return {}
+# ---- 4. Notebook wall times ---------------------------------------------------------------------
+
+def part_times() -> dict:
+    """Per-part wall times that a notebook's last cells printed (a ``| part | seconds |`` table)
+    in its committed (full-length) run, per notebook."""
+    out = {}
+    for path in sorted((ROOT / "notebooks").glob("[0-9]*.ipynb")):
+        nb = json.loads(path.read_text())
+        for cell in nb["cells"]:
+            for o in cell.get("outputs", []):
+                text = "".join(o.get("data", {}).get("text/markdown", ""))
+                if text.startswith("| part | seconds |"):
+                    rows = [line.strip("| ").split(" | ") for line in text.splitlines()[2:]]
+                    out[path.name] = {part: float(sec) for part, sec in rows}
+    return out
 
 
-def notebook_times_fast() -> dict:
+def notebook_times_fast(paths: list[Path] | None = None, timeout: int = 600) -> dict:
+    """Seconds to execute each notebook in fast mode (``KDLIB_FAST=1``) with nbclient, as
+    scripts/run_notebooks.py runs them; the notebook files are not changed (the jupytext .py
+    source is read when there is one). A failed run: NaN."""
+    import jupytext
+    import nbformat
+    from nbclient import NotebookClient
+
     times = {}
-    for nb in sorted((ROOT / "notebooks").glob("[0-9]*.ipynb")):
-        with tempfile.TemporaryDirectory() as tmp:
+    old = os.environ.get("KDLIB_FAST")
+    os.environ["KDLIB_FAST"] = "1"  # the kernel inherits it
+    try:
+        for path in paths or sorted((ROOT / "notebooks").glob("[0-9]*.ipynb")):
+            src = path.with_suffix(".py")
+            nb = jupytext.read(src) if src.exists() else nbformat.read(path, as_version=4)
+            client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                    resources={"metadata": {"path": str(path.parent)}})
             start = time.perf_counter()
-            r = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook",
-                                "--execute", str(nb), "--output-dir", tmp],
-                               env={**os.environ, "KDLIB_FAST": "1"}, capture_output=True, text=True)
-            times[nb.name] = time.perf_counter() - start if r.returncode == 0 else float("nan")
-        print(f"  {nb.name}: {times[nb.name]:.0f} s (fast mode)", flush=True)
+            try:
+                client.execute()
+                times[path.name] = time.perf_counter() - start
+            except Exception as e:  # noqa: BLE001 - a failed notebook is reported, the rest still run
+                print(f"  {path.name} failed: {type(e).__name__}: {str(e)[:200]}", flush=True)
+                times[path.name] = float("nan")
+            print(f"  {path.name}: {times[path.name]:.0f} s (fast mode)", flush=True)
+    finally:
+        if old is None:
+            os.environ.pop("KDLIB_FAST", None)
+        else:
+            os.environ["KDLIB_FAST"] = old
     return times
 
 
-def main() -> None:
+def notebook_rows(fast: dict) -> list[dict]:
+    full = json.loads(TIMES.read_text()) if TIMES.exists() else {}
+    rows = []
+    for name in sorted(set(fast) | set(full)):
+        f = full.get(name, {}).get("full")
+        fs = fast.get(name)
+        rows.append({"notebook": name, "fast_s": None if fs is None or fs != fs else round(fs, 1),
+                     "fast_failed": fs is not None and fs != fs,
+                     "full_s": f["seconds"] if f else None, "full_date": f["date"] if f else None})
+    for name, parts in part_times().items():
+        for part, sec in parts.items():
+            rows.append({"notebook": f"{name}, {part}", "fast_s": None, "full_s": sec,
+                         "full_date": "committed run"})
+    return rows
+
+
+def notebook_markdown(rows: list[dict]) -> str:
+    lines = ["| notebook | fast mode (now) | full mode (recorded) |", "|---|---|---|"]
+    for r in rows:
+        fast = "failed" if r.get("fast_failed") else "skipped" if r["fast_s"] is None else f"{r['fast_s']:.0f} s"
+        full = "not recorded" if r["full_s"] is None else f"{r['full_s']:.0f} s ({r['full_date']})"
+        lines.append(f"| {r['notebook']} | {fast} | {full} |")
+    return "\n".join(lines)
+
+
+# ---- main -------------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--skip-notebooks", action="store_true", help="skip the fast-mode notebook runs")
-    args = ap.parse_args()
-    os.environ.pop("KDLIB_FAST", None)
-    bf16 = kdlib.config.bf16()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, bf16 autocast: {bf16}", flush=True)
-    rows = []
-    textbook = textbook_teacher(N_TEACHER)
-    rows.append(("teacher training, textbook loop (DataLoader, fp32)", f"{textbook:.0f} images/s", "1.0x"))
-    for cl, name in [(False, "kdlib loop, fp32"), (True, f"kdlib loop, channels_last{', bf16' if bf16 else ''} (used)")]:
-        ips = kdlib_teacher(N_TEACHER, cl)
-        rows.append((f"teacher training, {name}", f"{ips:.0f} images/s", f"{ips / textbook:.1f}x"))
-        print(rows[-1], flush=True)
-    cached, forward, forward_fast, cache_s = distillation_epochs(48000)
-    rows.append(("student epoch (48k), teacher forward per batch (fp32, as the seed)", f"{forward:.1f} s", "1.0x"))
-    rows.append(("student epoch (48k), teacher forward per batch (bf16, channels_last)",
-                 f"{forward_fast:.1f} s", f"{forward / forward_fast:.1f}x"))
-    rows.append(("student epoch (48k), cached teacher logits", f"{cached:.2f} s",
-                 f"{forward / cached:.0f}x ({forward_fast / cached:.0f}x against bf16 per batch)"))
-    rows.append(("computing the cached logits once (48k)", f"{cache_s:.1f} s", ""))
-    print(rows[-4:], flush=True)
-    fast = {} if args.skip_notebooks else notebook_times_fast()
-    times_file = ROOT / "bench" / "notebook_times.json"
-    full = json.loads(times_file.read_text()) if times_file.exists() else {}
-    for nb in sorted(set(fast) | set(full)):
-        f = full.get(nb, {}).get("full", {})
-        full_s = f"{f['seconds']:.0f} s (recorded {f['date']})" if f else "not recorded"
-        fast_s = f"{fast[nb]:.0f} s" if nb in fast else "skipped"
-        rows.append((f"notebook {nb}: fast mode / full mode", fast_s, full_s))
-    for part, sec in noisy_part_times().items():
-        rows.append((f"notebook 05, {part}, full mode", f"{sec} s", "from the committed run's last cell"))
-    width = max(len(r[0]) for r in rows)
-    print("\n| measurement | value | ratio / note |\n|---|---|---|")
+    ap.add_argument("--no-breakdown", action="store_true", help="skip the per-phase split of each step")
+    ap.add_argument("--seconds", type=float, default=SECONDS, help="seconds per timed pass of a loop")
+    ap.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON results")
+    args = ap.parse_args(argv)
+    start = time.perf_counter()
+    os.environ.pop("KDLIB_FAST", None)  # full-size recipes (the data is cut here, not by fast mode)
+    info = machine_info()
+    print(f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}, {info['threads']} threads, "
+          f"bf16 autocast: {info['bf16']}, {' '.join(info['vector']) or 'no AVX2/AVX-512'}", flush=True)
+    rate = matmul_gflops()
+    info["matmul_gflops_fp32"] = round(rate, 1)
+    if info["bf16"]:
+        info["matmul_gflops_bf16"] = round(matmul_gflops(dtype=torch.bfloat16), 1)
+    print(f"limit: float32 matmul 2048 x 2048 @ 2048 x 2048, {info['threads']} threads: {rate:.1f} GFLOP/s"
+          + (f" (bf16: {info['matmul_gflops_bf16']:.1f})" if info["bf16"] else ""), flush=True)
+    busy = info["load_average"] is not None and info["load_average"] > 0.5 * (info["cores"] or 1)
+    if busy:
+        print(f"warning: load average {info['load_average']} on {info['cores']} cores: other work is running, "
+              "the rates below are pessimistic and noisy", flush=True)
+    print("\nloops as measured (fractions of the matmul rate above; the final table uses the best of this one "
+          "and one after the loops):", flush=True)
+    rows: list[Row] = []
+    all_loops = loops()
+    for loop in all_loops:
+        rows.append(measure(loop, rate, breakdown=not args.no_breakdown, seconds=args.seconds))
+        if loop.name.startswith("seed teacher TeacherNet"):
+            seed = rows[-1]
+            rows.append(textbook_teacher(rate, seed.gflop_per_image * 1e9, args.seconds))
+            seed.note += f"; {seed.images_per_s / rows[-1].images_per_s:.1f}x the textbook loop"
+        if loop.name.startswith("784-16-10 student"):
+            x, y = all_loops[0].tensors
+            rows += distillation_rows(rate, x, y, rows[-1].images_per_s)
+    # the limit again, after the loops: the machine's limit is the best of both measurements (on a
+    # busy machine one of them may have caught a bad moment); the fractions are recomputed with it
+    after = matmul_gflops()
+    info["matmul_gflops_fp32_before"], info["matmul_gflops_fp32_after"] = round(rate, 1), round(after, 1)
+    info["load_average_after"] = load_average()
+    rate = max(rate, after)
+    info["matmul_gflops_fp32"] = round(rate, 1)
     for r in rows:
-        print(f"| {r[0]:{width}s} | {r[1]} | {r[2]} |")
+        r.fraction = r.images_per_s * r.gflop_per_image / rate
+    print(f"float32 matmul again after the loops: {after:.1f} GFLOP/s (load average {info['load_average']} -> "
+          f"{info['load_average_after']}); the limit: {rate:.1f} GFLOP/s, the best of both", flush=True)
+    fast = {} if args.skip_notebooks else notebook_times_fast()
+    nb_rows = notebook_rows(fast)
+    seconds = time.perf_counter() - start
+    print("\n| loop | batch | GFLOP per image | images/s | fraction of matmul rate | note |\n|---|---|---|---|---|---|")
+    for r in rows:
+        print(r.markdown())
+    print()
+    print(notebook_markdown(nb_rows))
+    print(f"\nmachine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}, bf16 autocast {info['bf16']}, "
+          f"fp32 matmul {rate:.1f} GFLOP/s (before / after the loops: {info['matmul_gflops_fp32_before']:.1f} / "
+          f"{info['matmul_gflops_fp32_after']:.1f}), "
+          f"load average {info['load_average']}, {info['date']}")
+    print(f"benchmark run time: {seconds:.0f} s")
+    result = {"machine": info, "run_seconds": round(seconds, 1),
+              "loops": [asdict(r) | {"gflop_per_image": round(r.gflop_per_image, 6),
+                                     "images_per_s": round(r.images_per_s, 1), "fraction": round(r.fraction, 4),
+                                     "breakdown": {k: round(v, 3) for k, v in r.breakdown.items()}}
+                        for r in rows],
+              "notebooks": nb_rows}
+    args.output.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"written to {args.output}")
+    return result
 
 
 if __name__ == "__main__":
