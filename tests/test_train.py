@@ -207,3 +207,17 @@ def test_auto_threads_one_thread_for_tiny_models_only():
     assert train.auto_threads(models.StudentNet()) == 1
     assert train.auto_threads(models.WeakStudentNet()) == 1
     assert train.auto_threads(models.TeacherNet()) is None
+
+
+def test_fused_adam_trains_like_plain_adam():
+    """Speed-up kept in notebooks 03 and 06: fused Adam (one kernel) is the same algorithm as
+    plain Adam: the same losses over a few steps of the weak student, within float tolerance."""
+    x, y = torch.rand(256, 1, 28, 28), torch.randint(0, 10, (256,))
+    runs = []
+    for fused in (False, True):
+        gen = kdlib.seed_everything(0)
+        model = models.WeakStudentNet()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2, fused=fused)
+        runs.append([train.train_epoch(model, opt, train.Batches(x, y, batch_size=32, generator=gen))[0]
+                     for _ in range(3)])
+    assert runs[0] == pytest.approx(runs[1], rel=1e-5) and runs[0][2] < runs[0][0]
