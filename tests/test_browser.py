@@ -146,10 +146,16 @@ def test_temperature_slider_in_jupyterlab(lab):
         # Keyboard: focus the slider's handle and press ArrowRight 30 times (0.01 decades each).
         handle = page.locator(".widget-slider .noUi-handle").first
         handle.scroll_into_view_if_needed()
-        handle.focus()
-        for _ in range(30):
-            page.keyboard.press("ArrowRight")
-        expect(readout).not_to_contain_text("T = 1.0000 ", timeout=10_000)
+        for attempt in range(3):  # on a busy machine the first key presses can be lost before focus
+            handle.focus()
+            for _ in range(30):
+                page.keyboard.press("ArrowRight")
+            try:
+                expect(readout).not_to_contain_text("T = 1.0000 ", timeout=10_000)
+                break
+            except AssertionError:
+                if attempt == 2:
+                    raise
         page.wait_for_timeout(500)
         T1, H1, p1 = _check(page, image_index)
         assert T1 == pytest.approx(10 ** 0.3, abs=0.02) and H1 > H0
