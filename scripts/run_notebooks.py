@@ -29,6 +29,17 @@ ROOT = Path(__file__).resolve().parent.parent
 TIMES = ROOT / "bench" / "notebook_times.json"
 
 
+def cpu_model() -> str:
+    """The CPU's name (Linux), else the platform's: timings always say where they ran."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def run(path: Path, fast: bool) -> float:
     subprocess.run([sys.executable, "-m", "jupytext", "--sync", "--quiet", str(path)], check=True)
     nb = nbformat.read(path, as_version=4)
@@ -54,8 +65,8 @@ def main(argv: list[str]) -> None:
         print(f"  {seconds:.0f} s", flush=True)
         times = json.loads(TIMES.read_text()) if TIMES.exists() else {}  # read late: runs may overlap
         times.setdefault(path.name, {})[mode] = {
-            "seconds": round(seconds, 1), "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(),
-            "date": time.strftime("%Y-%m-%d")}
+            "seconds": round(seconds, 1), "cpus": os.cpu_count(), "machine": cpu_model(),
+            "load_average": round(os.getloadavg()[0], 1), "date": time.strftime("%Y-%m-%d")}
         TIMES.parent.mkdir(exist_ok=True)
         TIMES.write_text(json.dumps(times, indent=1, sort_keys=True) + "\n")
 
