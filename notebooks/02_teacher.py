@@ -117,7 +117,7 @@ print(f"difference to the seed: {correct - 9903 * n / 10000:+.0f} test images "
 
 # %% [markdown]
 # We trained one teacher, so this notebook cannot measure how much its score varies from one
-# training seed to the next; a difference of one or two test images (0.01-0.02 points) should not
+# training seed to the next; a difference of one or two test images should not
 # be read as a real difference. We trained on 20% fewer images than the seed, for the reason given
 # at the top.
 #
