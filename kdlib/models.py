@@ -5,6 +5,7 @@ import copy
 import math
 import numbers
 import operator
+import sys
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -42,6 +43,45 @@ class AlwaysDropout(nn.Module):
         return f"p={self.p}, on in eval mode too"
 
 
+class ByteDropout(nn.Module):
+    """Dropout whose mask comes from random bytes: an element is kept when its byte is >= 256 p,
+    and kept elements are scaled by 1 / (1 - p). The same distribution as ``nn.Dropout(p)`` for p a
+    multiple of 1/256 (0.25 and 0.5 here), about 3x faster on a CPU, where ``bernoulli_`` draws one
+    random number per element: here one 64-bit draw gives 7 bytes. ``always=True``: on in eval mode
+    too (:class:`AlwaysDropout`). For a teacher that runs with dropout on every batch (notebook 03)."""
+
+    def __init__(self, p: float = 0.5, always: bool = False):
+        super().__init__()
+        if not isinstance(p, numbers.Real) or not 0 <= p < 1 or not float(p * 256).is_integer():
+            raise ValueError(f"p must be a multiple of 1/256 in [0, 1), got {p!r}")
+        self.p, self.always = float(p), always
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.p == 0 or not (self.training or self.always):
+            return x
+        n = x.numel()
+        draws = torch.empty(-(-n // 7), dtype=torch.int64, device=x.device).random_()  # [0, 2**63)
+        octets = draws.view(torch.uint8).view(-1, 8)  # 7 uniform bytes per draw; the top one is < 128
+        uniform = octets[:, :7] if sys.byteorder == "little" else octets[:, 1:]
+        keep = uniform.reshape(-1)[:n].view(x.shape) >= round(256 * self.p)
+        return torch.where(keep, x, 0.0) * (1 / (1 - self.p))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}" + (", on in eval mode too" if self.always else "")
+
+
+def fast_dropout(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with each ``nn.Dropout`` / :class:`AlwaysDropout` replaced by a
+    :class:`ByteDropout` of the same p (and the same eval-mode behaviour); the other layers are
+    copies. The original is left as it is."""
+    model = copy.deepcopy(model)
+    for name, m in list(model.named_modules()):
+        if isinstance(m, (nn.Dropout, AlwaysDropout)):
+            parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+            setattr(parent, name.rpartition(".")[2], ByteDropout(m.p, always=isinstance(m, AlwaysDropout)))
+    return model
+
+
 def BlogTeacherNet() -> nn.Sequential:
     """The seed blog's teacher as its code wrote it: Conv 64 and Conv 128 (3x3, padding 1, each
     with ReLU and 2x2 max-pool), Linear(128*7*7, 1024), functional dropout 0.5 that stays on in
@@ -55,9 +95,29 @@ def BlogTeacherNet() -> nn.Sequential:
     )
 
 
+class WindowConv2d(nn.Conv2d):
+    """``nn.Conv2d(c_in, c_out, k, stride=k)``: a convolution whose windows do not overlap, computed
+    as one matrix product over the windows (the same numbers as ``nn.Conv2d``: tests/test_models.py).
+    For the blog's 7x7 single-channel convolution the convolution routine's fixed cost is most of
+    a training step; a matrix product also stacks across models (:mod:`kdlib.stacked`)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int):
+        super().__init__(in_channels, out_channels, kernel_size, stride=kernel_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        k = self.kernel_size[0]
+        if h % k or w % k:
+            raise ValueError(f"input height and width must be multiples of {k}, got {h} x {w}")
+        windows = x.reshape(n, c, h // k, k, w // k, k).permute(0, 2, 4, 1, 3, 5).reshape(n, -1, c * k * k)
+        out = windows @ self.weight.reshape(self.out_channels, -1).T + self.bias  # (n, windows, c_out)
+        return out.transpose(1, 2).reshape(n, self.out_channels, h // k, w // k)
+
+
 def WeakStudentNet() -> nn.Sequential:
-    """The seed blog's weak student: Conv2d(1, 1, 7, stride 7) - ReLU - Linear(16, 10): 220 parameters."""
-    return nn.Sequential(nn.Conv2d(1, 1, 7, stride=7), nn.ReLU(), nn.Flatten(), nn.Linear(16, 10))
+    """The seed blog's weak student: Conv2d(1, 1, 7, stride 7) - ReLU - Linear(16, 10): 220 parameters
+    (the convolution as :class:`WindowConv2d`, the same numbers, faster)."""
+    return nn.Sequential(WindowConv2d(1, 1, 7), nn.ReLU(), nn.Flatten(), nn.Linear(16, 10))
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import checkpoint, config, data, models, train
+from . import checkpoint, config, data, models, stacked, train
 from .repro import seed_everything
 
 
@@ -111,6 +111,22 @@ def train_mnist_student(loss_fn, train_data, val_data, seed: int, max_epochs: in
                      val_data, epochs=max_epochs or s.max_epochs, loss_fn=loss_fn,
                      early_stopping=es, desc=desc)
     return model, hist
+
+
+def train_mnist_students(loss_fn, train_data, val_data, seeds, desc: str | None = "students") -> list:
+    """:func:`train_mnist_student` for each of ``seeds`` (the same initial weights and batches per
+    seed), trained together as one stacked run (:func:`kdlib.stacked.fit_stacked`, about 3x faster
+    for these tiny students). Returns ``[(model, history), ...]`` in the order of ``seeds``."""
+    s = STUDENT
+    students, batches = [], []
+    for seed in seeds:
+        gen = seed_everything(seed)
+        students.append(models.StudentNet())
+        batches.append(train.Batches(*train_data, batch_size=s.batch_size, generator=gen))
+    hists = stacked.fit_stacked(students, lambda p: torch.optim.Adam(p, lr=s.lr, fused=True), batches, val_data,
+                                epochs=s.max_epochs, loss_fn=loss_fn, desc=desc,
+                                early_stopping=[train.EarlyStopping(s.patience, s.min_delta) for _ in seeds])
+    return list(zip(students, hists))
 
 
 # ---- The seed blog's pair (notebook 03's weak-student experiment) ---------------------------
