@@ -209,13 +209,15 @@ gain = {}
 for k in list(RUNS)[1:]:
     ci = gain[k] = stats.paired_ci(test_err["alone"], test_err[k])
     m, lo, hi = ci["mean"], ci["low"], ci["high"]
-    verdict = ("fewer errors, beyond seed-to-seed noise" if lo > 0 else
-               "more errors, beyond seed-to-seed noise" if hi < 0 else "not distinguishable from seed noise")
+    verdict = ("makes fewer errors, beyond seed-to-seed noise" if lo > 0 else
+               "makes more errors, beyond seed-to-seed noise" if hi < 0 else
+               f"is not distinguishable from the student alone with {len(SEEDS)} seeds (underpowered, not "
+               "evidence of no effect)")
     display(Markdown(
         f"**Alone minus {k}**: per-seed differences "
         f"{', '.join(f'{a - b:+d}' for a, b in zip(test_err['alone'], test_err[k]))} errors; mean "
         f"**{m:+.1f}**, 95% CI [{lo:+.1f}, {hi:+.1f}] (Student's t, {len(SEEDS) - 1} degrees of freedom): "
-        f"the distilled student makes {verdict}. The paper: {PAPER['student_alone']} -> "
+        f"the distilled student {verdict}. The paper: {PAPER['student_alone']} -> "
         f"{PAPER['student_distilled']}, {PAPER['student_alone'] - PAPER['student_distilled']:+d} errors, "
         f"one run each."))
 
@@ -388,17 +390,8 @@ deltas3 = np.round(np.arange(0, 10.01, 0.1), 1)
 bias3, curve3 = hinton.choose_bias(s3, x_va, y_va, 3, deltas3)
 s3b = models.shift_bias(s3, 3, bias3)
 after = dict(errors=hinton.errors(s3b, x_te, y_te), on_3s=hinton.errors(s3b, x_te, y_te, classes=3))
-fig, ax = plt.subplots(figsize=(7, 3.4))
-ax.plot(deltas3, np.array(curve3) / len(y_va) * 100, "-", label="validation")
-ax.axvline(bias3, color="k", lw=0.8, label=f"chosen: {bias3:+g}")
-ax.axvline(PAPER["omit3_bias"], color="C2", ls="--", label=f"paper (chosen on test): {PAPER['omit3_bias']:+g}")
-ax.set_xlabel("shift added to the bias of class 3")
-ax.set_ylabel("validation error rate (%)")
-ax.set_title("The student that never saw a 3")
-ax.grid(alpha=0.3)
-ax.legend(fontsize=8)
-fig.tight_layout()
-plt.show()
+plots.plot_bias_curve(deltas3, curve3, len(y_va), bias3, PAPER["omit3_bias"], "class 3",
+                      "The student that never saw a 3")
 display(Markdown(
     f"With the bias of class 3 raised by **{bias3:+g}** (chosen on validation; the paper's "
     f"{PAPER['omit3_bias']:+g} was chosen on test), the student makes **{after['errors']} test errors, "
@@ -434,17 +427,8 @@ deltas78 = np.round(np.arange(-15, 0.01, 0.1), 1)
 bias78, curve78 = hinton.choose_bias(s78, x_va, y_va, (7, 8), deltas78)
 err78b = hinton.errors(models.shift_bias(s78, (7, 8), bias78), x_te, y_te) / N_TEST
 PART_SECONDS["5: only 7s and 8s"] = time.perf_counter() - start
-fig, ax = plt.subplots(figsize=(7, 3.4))
-ax.plot(deltas78, np.array(curve78) / len(y_va) * 100, "-", label="validation")
-ax.axvline(bias78, color="k", lw=0.8, label=f"chosen: {bias78:+g}")
-ax.axvline(PAPER["only78_bias"], color="C2", ls="--", label=f"paper (chosen on test): {PAPER['only78_bias']:+g}")
-ax.set_xlabel("shift added to the biases of classes 7 and 8")
-ax.set_ylabel("validation error rate (%)")
-ax.set_title("The student that saw only 7s and 8s")
-ax.grid(alpha=0.3)
-ax.legend(fontsize=8)
-fig.tight_layout()
-plt.show()
+plots.plot_bias_curve(deltas78, curve78, len(y_va), bias78, PAPER["only78_bias"], "classes 7 and 8",
+                      "The student that saw only 7s and 8s")
 display(Markdown(
     f"Trained on {len(y78)} images of 7s and 8s for {epochs78} epochs, the student gets **{err78:.1%}** of "
     f"the test set wrong (paper: {PAPER['only78_error']:.1%}). With the biases of 7 and 8 shifted by "
