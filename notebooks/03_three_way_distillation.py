@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from IPython.display import Markdown, display
 
 import kdlib
-from kdlib import as_written, losses, models, playground, plots, recipes, stats, train
+from kdlib import as_written, losses, models, playground, plots, recipes, stacked, stats, train
 
 NOTEBOOK_START = time.perf_counter()
 SEEDS = kdlib.pick(full=[0, 1, 2, 3, 4], fast=[0, 1])
@@ -64,7 +64,12 @@ teacher, tinfo = recipes.mnist_teacher()
 d = recipes.mnist_split(SUBSET)
 (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = d["train"], d["val"], d["test"]
 start = time.perf_counter()
-v_tr, v_va, v_te = (train.predict_logits(teacher, x) for x in (x_tr, x_va, x_te))
+# The teacher in two parts: its layers before the first dropout ("trunk") and the rest ("head").
+# In eval mode head(trunk(x)) is teacher(x); the seed's loss below reuses the trunk's outputs.
+trunk, head = as_written.split_at_dropout(teacher)
+f_tr, f_va = train.predict_logits(trunk, x_tr), train.predict_logits(trunk, x_va)
+v_tr, v_va = train.predict_logits(head, f_tr), train.predict_logits(head, f_va)
+v_te = train.predict_logits(teacher, x_te)
 print(f"teacher logits for {len(x_tr) + len(x_va) + len(x_te)} images in {time.perf_counter() - start:.1f} s "
       f"(once, eval mode, inference mode); {len(x_tr)} training / {len(x_va)} validation images")
 teacher_acc = float((v_te.argmax(1) == y_te).float().mean())
@@ -117,7 +122,10 @@ print(f"teacher's top class = label: {right:.4f} with v_tr[idx], {wrong:.4f} wit
 # %% [markdown]
 # ## Train the three students over several seeds
 # Each student's early stopping watches its own loss on the validation split (with the
-# teacher's validation logits for the soft terms).
+# teacher's validation logits for the soft terms). The five seeds of one kind train together as one
+# stacked run (`kdlib.stacked`: the same initial weights, batches and early stopping per seed as
+# five separate runs, with the operations of one; tests/test_stacked.py compares the two, and
+# `make bench` measures the speed-up).
 
 # %%
 KINDS = ["hard", "soft", "hard+soft"]
@@ -125,9 +133,9 @@ results = {k: [] for k in KINDS}     # test accuracy per seed
 histories = {k: [] for k in KINDS}
 start = time.perf_counter()
 for kind in KINDS:
-    for seed in SEEDS:
-        student, hist = recipes.train_mnist_student(recipes.student_loss(kind), (x_tr, y_tr, v_tr),
-                                                    (x_va, y_va, v_va), seed=seed, desc=f"{kind} seed {seed}")
+    runs = recipes.train_mnist_students(recipes.student_loss(kind), (x_tr, y_tr, v_tr), (x_va, y_va, v_va),
+                                        SEEDS, desc=f"{kind}, seeds {SEEDS}")
+    for student, hist in runs:
         results[kind].append(train.evaluate(student, x_te, y_te)[1])
         histories[kind].append(hist)
 print(f"{len(KINDS) * len(SEEDS)} students in {time.perf_counter() - start:.0f} s")
@@ -167,8 +175,10 @@ display(Markdown(
 
 # %% [markdown]
 # ## Training and validation curves (the seed's figures)
-# One seed per student (the first). The three losses are on different scales: the soft loss is a
-# KL divergence, 0 for a student that matches the teacher exactly.
+# One seed per student (the first) for the validation curves and the training accuracy; the training
+# loss is the mean over the seeds trained together (a stacked run computes their loss as one). The
+# three losses are on different scales: the soft loss is a KL divergence, 0 for a student that
+# matches the teacher exactly.
 
 # %%
 plots.plot_history({k: histories[k][0] for k in KINDS}, keys=("loss",),
@@ -189,24 +199,29 @@ plots.plot_history({k: histories[k][0] for k in KINDS}, keys=("acc",),
 #
 # Running the teacher on every batch made this run 15 times slower than a cached-logit student. But
 # the teacher's layers *before its first dropout* (two convolutions and the max-pool) are
-# deterministic: `kdlib.as_written` computes them once for the whole training set, and each batch
-# draws dropout on those cached features and runs only the rest of the teacher (tested to equal
-# the full teacher in train mode for the same random state). So the seed's loss runs with the same
-# seeds as the students above, and we can pair them.
+# deterministic: their outputs for the whole training set were computed once above (`trunk`), and
+# each batch draws dropout on those cached features and runs only the rest of the teacher (`head`;
+# tested to equal the full teacher in train mode for the same random state). Drawing the dropout
+# masks of 9,216 features per image is now most of the work: `models.fast_dropout` swaps PyTorch's
+# dropout for one that draws its masks from random bytes (the same distribution; the cell times
+# both). So the seed's loss runs with the same seeds as the students above, and we can pair them.
 
 # %%
-trunk, head = as_written.split_at_dropout(teacher)
+fast_head = models.fast_dropout(head)
+print(f"cached trunk: {f_tr[0].numel()} features per image; the head runs per batch: {fast_head}")
+fb = f_tr[:len(SEEDS) * S.batch_size]  # one stacked batch of features
+for name, drop in [("nn.Dropout", head[0]), ("ByteDropout", fast_head[0])]:
+    drop.train()
+    t0 = time.perf_counter()
+    for _ in range(20):
+        drop(fb)
+    print(f"dropout masks for one batch of {len(fb)} x {fb[0].numel()} features, {name}: "
+          f"{(time.perf_counter() - t0) / 20 * 1e3:.1f} ms")
+head.eval()
 start = time.perf_counter()
-f_tr, f_va = train.predict_logits(trunk, x_tr), train.predict_logits(trunk, x_va)
-print(f"teacher trunk ({len(trunk)} layers) for {len(x_tr) + len(x_va)} images: {time.perf_counter() - start:.1f} s, "
-      f"{f_tr[0].numel()} features per image; the head runs per batch: {head}")
-seed_results = []
-start = time.perf_counter()
-for seed in SEEDS:
-    student, hist = recipes.train_mnist_student(as_written.seed_loss(head, S.T, S.alpha), (x_tr, y_tr, f_tr),
-                                                (x_va, y_va, f_va), seed=seed, desc=f"seed's loss, seed {seed}")
-    seed_results.append(train.evaluate(student, x_te, y_te)[1])
-teacher.eval()
+runs = recipes.train_mnist_students(as_written.seed_loss(fast_head, S.T, S.alpha), (x_tr, y_tr, f_tr),
+                                    (x_va, y_va, f_va), SEEDS, desc=f"seed's loss, seeds {SEEDS}")
+seed_results = [train.evaluate(student, x_te, y_te)[1] for student, _ in runs]
 print(f"{len(SEEDS)} runs in {time.perf_counter() - start:.0f} s")
 ci_seed = stats.paired_ci(np.array(seed_results) * 100, hs * 100)
 seed_drop = (SEED_REPORT["hard+soft"] - SEED_REPORT["hard"]) * 100
@@ -261,6 +276,7 @@ blog_teacher, binfo = recipes.blog_teacher()
 bd = recipes.mnist_full(SUBSET)
 (bx, by), (bxt, byt) = bd["train"], bd["test"]
 btrunk, bhead = as_written.split_at_dropout(blog_teacher)
+bhead_fast = models.fast_dropout(bhead)  # the same dropout (on in eval mode too), masks drawn faster
 start = time.perf_counter()
 bf, bft = train.predict_logits(btrunk, bx), train.predict_logits(btrunk, bxt)
 print(f"blog teacher trunk for {len(bx) + len(bxt)} images: {time.perf_counter() - start:.1f} s")
@@ -273,27 +289,29 @@ def kl_loss(t_squared: bool):
     """(c) and (d): 0.3 CE + 0.7 (T^2) KL(p || q), p from the blog teacher with its dropout on."""
     def loss_fn(z, y, f):
         with torch.no_grad():
-            v = bhead(f)
+            v = bhead_fast(f)
         return losses.distillation_loss(z, v, y, BLOG_T, BLOG_ALPHA) if t_squared else \
             BLOG_ALPHA * losses.soft_target_loss(z, v, BLOG_T) / BLOG_T ** 2 + (1 - BLOG_ALPHA) * F.cross_entropy(z, y)
     return loss_fn
 
 
 VARIANTS = {"(a) labels only": train.cross_entropy,
-            "(b) blog's loss as written": as_written.blog_loss(bhead, BLOG_T, BLOG_ALPHA),
+            "(b) blog's loss as written": as_written.blog_loss(bhead_fast, BLOG_T, BLOG_ALPHA),
             "(c) KL, no T^2": kl_loss(False), "(d) KL with T^2": kl_loss(True)}
 weak = {k: [] for k in VARIANTS}  # per seed: test accuracy after each epoch
 start = time.perf_counter()
 for name, loss_fn in VARIANTS.items():
-    for seed in SEEDS:
+    students, batches = [], []
+    for seed in SEEDS:  # the same initial weights and batch order per seed for every loss
         gen = kdlib.seed_everything(seed)
-        student = models.WeakStudentNet()
-        opt = torch.optim.Adam(student.parameters(), lr=BLOG_LR, fused=True)  # the same Adam in one kernel
-        # the "val" slot holds the test set: the blog reports test accuracy after every epoch
-        hist = train.fit(student, opt, train.Batches(bx, by, bf, batch_size=BLOG_BATCH, generator=gen),
-                         (bxt, byt, bft), epochs=kdlib.pick(BLOG_EPOCHS, 1), loss_fn=loss_fn,
-                         desc=f"weak student {name}, seed {seed}")
-        weak[name].append(hist["val_acc"])
+        students.append(models.WeakStudentNet())
+        batches.append(train.Batches(bx, by, bf, batch_size=BLOG_BATCH, generator=gen))
+    # the five seeds as one stacked run; Adam as one fused kernel. The "val" slot holds the test
+    # set: the blog reports test accuracy after every epoch
+    hists = stacked.fit_stacked(students, lambda p: torch.optim.Adam(p, lr=BLOG_LR, fused=True), batches,
+                                (bxt, byt, bft), epochs=kdlib.pick(BLOG_EPOCHS, 1), loss_fn=loss_fn,
+                                desc=f"weak student {name}, seeds {SEEDS}")
+    weak[name] = [h["val_acc"] for h in hists]
 print(f"{len(VARIANTS) * len(SEEDS)} weak students in {time.perf_counter() - start:.0f} s")
 
 # %%
