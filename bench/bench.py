@@ -273,8 +273,8 @@ def loops() -> list[Loop]:
     _, head = as_written.split_at_dropout(models.BlogTeacherNet())
     feats = torch.randn(20000, 1024)  # stands for the cached trunk features
     out.append(Loop("blog's weak student WeakStudentNet (Adam), teacher head on cached features", "03",
-                    lambda: (m := models.WeakStudentNet(), torch.optim.Adam(m.parameters(), lr=1e-4)),
-                    (blog_x[:20000], blog_y[:20000], feats), 32, weak_student_loss(head),
+                    lambda: (m := models.WeakStudentNet(), torch.optim.Adam(m.parameters(), lr=1e-4, fused=True)),
+                    (blog_x[:20000], blog_y[:20000], feats), 32, weak_student_loss(models.fast_dropout(head)),
                     note="FLOPs: mostly the teacher head's forward (1024 x 10)"))
     # notebook 05 (Sau & Balasubramanian): CPU-sized CIFAR-10 networks, the paper's MNIST ones
     cifar = noisy.settings("cifar10")
@@ -430,6 +430,43 @@ def distillation_rows(rate: float, x: torch.Tensor, y: torch.Tensor, student_ips
     return rows
 
 
+def stacked_rows(rate: float, x: torch.Tensor, y: torch.Tensor, singles: dict) -> list[Row]:
+    """Notebook 03's tiny students as it trains them: five seeds as one stacked run
+    (:func:`kdlib.stacked.fit_stacked`), in images/s over all five models; ``singles``: the one-model
+    rates of the same loops (images/s), for the speed-up. The weak student's loss runs the blog
+    teacher's head with :class:`~kdlib.models.ByteDropout` (notebook 03's fast head)."""
+    from kdlib import as_written, stacked
+
+    st, k = recipes.STUDENT, 5
+    logits = torch.randn(len(y), 10)
+    _, blog_head = as_written.split_at_dropout(models.BlogTeacherNet())
+    blog_x = x.mul(0.3081).add(0.1307)  # pixels / 255, near enough for timing
+    cases = [("784-16-10 student", models.StudentNet, (x, y, logits), st.batch_size,
+              recipes.student_loss("hard+soft"), 1e-3, 3000),
+             ("blog's weak student", models.WeakStudentNet, (blog_x, y, torch.randn(len(y), 1024)), 32,
+              weak_student_loss(models.fast_dropout(blog_head)), 1e-4, 1500)]
+    rows = []
+    for name, make, tensors, batch, loss_fn, lr, n in cases:
+        part = tuple(t[:n] for t in tensors)
+
+        def run(part=part, make=make, batch=batch, loss_fn=loss_fn, lr=lr):
+            ms = [make() for _ in range(k)]
+            bs = [train.Batches(*part, batch_size=batch, generator=torch.Generator().manual_seed(i)) for i in range(k)]
+            start = time.perf_counter()
+            stacked.fit_stacked(ms, lambda p: torch.optim.Adam(p, lr=lr, fused=True), bs, epochs=1,
+                                loss_fn=loss_fn, desc=None)
+            return time.perf_counter() - start
+        run()  # warm-up
+        ips = k * n / min(run(), run())
+        flops = step_flops(make(), tuple(t[:batch] for t in tensors), loss_fn)
+        single = singles.get(name)
+        note = f"{single and ips / single:.1f}x one model at a time" if single else ""
+        rows.append(Row(f"03: {name}, {k} seeds stacked (kdlib.stacked)", batch, flops / 1e9, ips,
+                        ips * flops / (rate * 1e9), note))
+        print(rows[-1].markdown(), flush=True)
+    return rows
+
+
 # ---- 4. Notebook wall times ---------------------------------------------------------------------
 
 def part_times() -> dict:
@@ -542,6 +579,10 @@ def main(argv: list[str] | None = None) -> dict:
         if loop.name.startswith("784-16-10 student"):
             x, y = all_loops[0].tensors
             rows += distillation_rows(rate, x, y, rows[-1].images_per_s)
+        if loop.name.startswith("blog's weak student"):
+            singles = {"784-16-10 student": next(r.images_per_s for r in rows if "784-16-10 student, cached" in r.loop),
+                       "blog's weak student": rows[-1].images_per_s}
+            rows += stacked_rows(rate, x, y, singles)
     # the limit again, after the loops: the machine's limit is the best of both measurements (on a
     # busy machine one of them may have caught a bad moment); the fractions are recomputed with it
     after = matmul_gflops()
