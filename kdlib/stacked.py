@@ -35,7 +35,8 @@ def fit_stacked(models: list, make_optimizer, trains: list, val=None, *, epochs:
     ``early_stopping``: None, or one :class:`~kdlib.train.EarlyStopping` per model: a model that
     stops keeps its best weights, as with ``fit``, while the others train on.
     In each history ``train_acc``, ``val_loss`` and ``val_acc`` are the model's own; ``train_loss``
-    is the mean over the K models (their loss is computed as one). The models are updated in place.
+    is the mean over the K models (their loss is computed as one) and ``seconds`` the stacked epoch's
+    time. The models are updated in place.
     """
     k = len(models)
     if k < 1 or len(trains) != k:
