@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import struct
 import sys
 import tempfile
@@ -68,14 +67,7 @@ def cpu_flags() -> set[str]:
 
 def machine_info() -> dict:
     """CPU model, cores, torch version and threads, bf16 autocast, vector extensions, date."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = config.cpu_name()
     flags = cpu_flags()
     vector = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16") if f in flags]
     return {"cpu": model, "cores": os.cpu_count(), "torch": torch.__version__,

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import platform
 from pathlib import Path
 
 import torch
@@ -75,3 +76,14 @@ def bf16() -> bool:
     else:
         has = bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
     return has and flag("KDLIB_BF16", default=True)
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else the platform's: timings say where they ran."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

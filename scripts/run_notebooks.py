@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -20,24 +19,13 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from kdlib.config import fast_mode
+from kdlib.config import cpu_name, fast_mode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from clean_notebook import text_progress  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMES = ROOT / "bench" / "notebook_times.json"
-
-
-def cpu_model() -> str:
-    """The CPU's name (Linux), else the platform's: timings always say where they ran."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run(path: Path, fast: bool) -> float:
@@ -65,7 +53,7 @@ def main(argv: list[str]) -> None:
         print(f"  {seconds:.0f} s", flush=True)
         times = json.loads(TIMES.read_text()) if TIMES.exists() else {}  # read late: runs may overlap
         times.setdefault(path.name, {})[mode] = {
-            "seconds": round(seconds, 1), "cpus": os.cpu_count(), "machine": cpu_model(),
+            "seconds": round(seconds, 1), "cpus": os.cpu_count(), "machine": cpu_name(),
             "load_average": round(os.getloadavg()[0], 1), "date": time.strftime("%Y-%m-%d")}
         TIMES.parent.mkdir(exist_ok=True)
         TIMES.write_text(json.dumps(times, indent=1, sort_keys=True) + "\n")
