@@ -197,7 +197,8 @@ plots.plot_history({k: histories[k][0] for k in KINDS}, keys=("acc",),
 # 2. The teacher left in `train()` mode: dropout stays on, so each batch gets different, noisier
 #    soft targets, and the teacher runs on every batch.
 #
-# Running the teacher on every batch made this run 15 times slower than a cached-logit student. But
+# Running the teacher on every batch makes a student many times slower than one that reads cached
+# logits (`make bench` measures the ratio: README, Speed). But
 # the teacher's layers *before its first dropout* (two convolutions and the max-pool) are
 # deterministic: their outputs for the whole training set were computed once above (`trunk`), and
 # each batch draws dropout on those cached features and runs only the rest of the teacher (`head`;
