@@ -29,3 +29,17 @@ def verdict(ci: dict, what: str = "difference") -> str:
         return f"the {what} is negative (95% interval below 0)"
     return (f"the 95% interval holds 0: no {what} detected at this power (it could be as large as "
             f"{max(abs(ci['low']), abs(ci['high'])):.3g} either way)")
+
+
+def claim_verdict(ci: dict, min_effect: float) -> str:
+    """A claimed gain (``ci`` of a - b, the claim being a > b) judged by its interval:
+    "supported" (interval above 0), "contradicted" (below 0), "not supported" (holds 0 and
+    excludes every gain of ``min_effect`` or more: any gain is small) or "underpowered" (holds 0
+    but also gains of ``min_effect`` or more: these seeds cannot tell)."""
+    if min_effect <= 0:
+        raise ValueError(f"min_effect must be > 0, got {min_effect!r}")
+    if ci["low"] > 0:
+        return "supported"
+    if ci["high"] < 0:
+        return "contradicted"
+    return "not supported" if ci["high"] < min_effect else "underpowered"

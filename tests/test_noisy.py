@@ -111,28 +111,102 @@ def test_train_student_regresses_to_the_teacher(real_data):
     assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
     alone = noisy.train_noisy_student(s, (x, y, v), seed=0, sigma=None, progress=False)  # labels only
     assert train.evaluate(alone, x, y)[1] > 0.5
+    kd = noisy.train_noisy_student(s, (x, y, v), seed=0, T=4.0, progress=False)  # soft targets, no labels
+    agree = lambda m: float((train.predict_logits(m, x).argmax(1) == v.argmax(1)).float().mean())
+    assert agree(kd) > 0.5 > agree(noisy.build(s.student, s.student_kwargs))
 
 
 def test_experiment_protocol_and_teacher_checkpoint(real_data, tmp_path, monkeypatch):
     monkeypatch.setenv("KDLIB_CHECKPOINTS", str(tmp_path))
-    s = replace(_tiny("cifar10"), student_epochs=1)
-    res = noisy.experiment(s, sigmas=[0.2, 0.8], fractions=[0.5, 1.0], fixed_fraction=0.5, dropouts=[0.5],
-                           seeds=[0, 1], progress=False, log=lambda *a: None)
-    stages = [r["stage"] for r in res["runs"]]
-    assert stages == ["alone", "alone", "clean teacher", "clean teacher", "sigma grid", "sigma grid",
-                      "fraction grid", "dropout grid", "alone", "clean teacher", "noisy teacher", "dropout"]
-    for stage, chosen in [("alone", res["lr_alone"]), ("clean teacher", res["lr_teacher"])]:
-        first = [r for r in res["runs"] if r["stage"] == stage and r["seed"] == 0]
-        assert [r["lr"] for r in first] == list(s.student_lrs)  # each learning rate tried once
-        assert chosen == max(first, key=lambda r: r["val_acc"])["lr"]  # and chosen on validation
-        assert [r["lr"] for r in res["runs"] if r["stage"] == stage and r["seed"] == 1] == [chosen]
-    assert all(r["lr"] == res["lr_teacher"] for r in res["runs"] if r["sigma"] is not None and r["seed"] == 1)
-    sigma_grid = [r for r in res["runs"] if r["stage"] == "sigma grid"]
-    assert res["best_sigma"] == max(sigma_grid, key=lambda r: r["val_acc"])["sigma"]
-    assert all(len(v) == 2 for v in res["key"].values())
+    s = replace(_tiny("cifar10"), student_epochs=1, student_lrs=(1e-3, 3e-3))
+    g = noisy.Grids(sigmas=(0.2, 0.8), fractions=(0.25, 1.0), dropouts=(0.5,), temperatures=(4.0,), max_extra=1)
+    with pytest.raises(ValueError, match="must not hold the tuning seed"):
+        noisy.experiment(s, g, tune_seed=0, report_seeds=[0, 1])
+    res = noisy.experiment(s, g, tune_seed=0, report_seeds=[1, 2], progress=False, log=lambda *a: None)
+    runs = res["runs"]
+    tuning, report = [r for r in runs if r["seed"] == 0], [r for r in runs if r["seed"] != 0]
+    assert all(not r["stage"].startswith("report") for r in tuning)
+    assert [r["stage"] for r in report] == [f"report: {k}" for k in noisy.KEY_STUDENTS] * 2
+    for k in ("alone", "clean teacher"):  # learning rates chosen on validation, extended at an edge
+        found = res["searches"][k]
+        tried = sorted(found["records"])
+        assert set(s.student_lrs) <= set(tried)
+        assert found["best"] == max(tried, key=lambda lr: found["records"][lr]["val_acc"])
+        assert len(tried) == 3  # a 2-point grid's best is at an edge: one extension, the way of the best
+        assert (tried[0] < 1e-3) == (found["records"][1e-3]["val_acc"] >= found["records"][3e-3]["val_acc"])
+    assert sorted(res["searches"]["T"]["records"]) == [2.0, 4.0]  # T=4 run, then one extension below
+    assert all(r["lr"] == res["chosen"]["alone"]["lr"] for r in res["searches"]["T"]["records"].values())
+    kd = res["searches"]["KD"]  # KD's learning rate: the alone student's, then one step away
+    assert len(kd["records"]) == 2 and res["chosen"]["alone"]["lr"] in kd["records"]
+    assert {r["T"] for r in kd["records"].values()} == {res["searches"]["T"]["best"]}
+    clean = res["chosen"]["clean teacher"]
+    assert res["searches"]["sigma"]["records"][0.0] is clean  # sigma 0 is the clean teacher, not re-run
+    for sigma, rs in res["sigma_lrs"].items():  # two learning rates per sigma: the clean one and the next
+        assert [r["lr"] for r in rs] == [clean["lr"], noisy.lr_above(clean["lr"])]
+        assert all(r["fraction"] == noisy.PAPER_FRACTION["cifar10"] for r in rs)
+    noisy_pick = res["chosen"]["noisy teacher"]
+    assert noisy_pick["sigma"] > 0 and noisy_pick["fraction"] > 0
+    for k, c in res["chosen"].items():  # the report seeds repeat the chosen settings
+        rs = [r for r in report if r["stage"] == f"report: {k}"]
+        assert [(r["lr"], r["sigma"], r["fraction"], r["dropout"], r["T"]) for r in rs] == \
+            [(c["lr"], c["sigma"], c["fraction"], c["dropout"], c["T"])] * 2
+        assert res["key"][k] == [r["test_acc"] for r in rs]
     assert not res["teacher_info"]["loaded"] and len(list(tmp_path.glob("noisy-teacher-cifar10-*.pt"))) == 1
     _, info = noisy.dataset_teacher(s)  # second call: from the checkpoint
     assert info["loaded"]
     s2 = replace(s, teacher=replace(s.teacher, epochs=2))
     _, info2 = noisy.dataset_teacher(s2, progress=False)  # other settings: another file, the first kept
     assert not info2["loaded"] and len(list(tmp_path.glob("noisy-teacher-cifar10-*.pt"))) == 2
+
+
+# ---- grid search, and the expected update under SGD and Adam --------------------------------
+
+def test_search_extends_the_grid_until_the_best_is_inside():
+    calls = []
+
+    def run(v):
+        calls.append(v)
+        return {"val_acc": -(v - 0.4) ** 2}
+    found = noisy.search(run, [0.1, 0.2], below=lambda v: v / 2, above=lambda v: 2 * v)
+    assert calls == [0.1, 0.2, 0.4, 0.8] and found["best"] == 0.4 and found["edge"] is None
+    calls.clear()
+    found = noisy.search(run, [0.1, 0.2], above=lambda v: 2 * v, max_extra=1)  # not allowed far enough
+    assert calls == [0.1, 0.2, 0.4] and found["best"] == 0.4 and found["edge"] == "upper"
+    calls.clear()
+    known = {0.0: {"val_acc": 1.0}}  # a known point (the clean teacher) that beats the grid: no extension
+    found = noisy.search(run, [0.1, 0.2], below=lambda v: 0.0, known=known)
+    assert calls == [0.1, 0.2] and found["best"] == 0.0 and found["edge"] == "lower"
+    assert found["records"][0.0] is known[0.0]
+    with pytest.raises(ValueError, match="max_extra"):
+        noisy.search(run, [0.1], max_extra=-1)
+
+
+def test_learning_rate_ladder():
+    assert noisy.lr_above(1e-3) == 3e-3 and noisy.lr_below(1e-3) == 3e-4
+    assert noisy.lr_below(noisy.LR_LADDER[0]) is None and noisy.lr_above(noisy.LR_LADDER[-1]) is None
+
+
+def test_expected_update_sgd_unchanged_adam_shrinks():
+    """The issue's one-parameter check: E[s] is the same for every sigma under SGD, not under Adam."""
+    sgd = {sg: noisy.scalar_demo("sgd", sg, 0.5, steps=100, repeats=2000) for sg in (0.0, 1.0)}
+    adam = {sg: noisy.scalar_demo("adam", sg, 0.5, steps=100, repeats=2000) for sg in (0.0, 1.0)}
+    se = float(sgd[1.0].std()) / 2000 ** 0.5
+    assert abs(float(sgd[1.0].mean()) - float(sgd[0.0].mean())) < 4 * se
+    assert float(sgd[0.0].mean()) == pytest.approx(5 * (1 - 0.99 ** 100), rel=1e-9)  # s_k = z (1 - (1 - lr)^k)
+    assert float(adam[1.0].mean()) < float(adam[0.0].mean()) - 10 * float(adam[1.0].std()) / 2000 ** 0.5
+    with pytest.raises(ValueError, match="optimizer must be"):
+        noisy.scalar_demo("rmsprop", 0.5, 0.5)
+
+
+def test_mean_update_of_a_real_model():
+    """A linear student: under SGD the mean displacement is the clean one (the step is linear in the
+    noise), so the ratio is 1 within its error; under Adam it is clearly below 1."""
+    torch.manual_seed(0)
+    x, v = torch.randn(256, 20), 4 * torch.randn(256, 10)
+    make = lambda: torch.nn.Linear(20, 10)
+    sgd = noisy.mean_update(make, x, v, "sgd", 0.05, sigma=1.0, fraction=1.0, steps=6, repeats=64, batch_size=64)
+    adam = noisy.mean_update(make, x, v, "adam", 0.01, sigma=1.0, fraction=1.0, steps=6, repeats=64, batch_size=64)
+    assert abs(sgd["ratio"] - 1) < 4 * sgd["se"] + 1e-6
+    assert adam["ratio"] < 1 - 4 * adam["se"]
+    clean = noisy.mean_update(make, x, v, "adam", 0.01, sigma=0.0, fraction=1.0, steps=6, repeats=2, batch_size=64)
+    assert clean["ratio"] == pytest.approx(1.0)

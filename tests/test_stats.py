@@ -31,3 +31,16 @@ def test_bad_input():
         stats.paired_ci([1], [2])
     with pytest.raises(ValueError, match="confidence"):
         stats.paired_ci([1, 2], [2, 3], confidence=1.5)
+
+
+def test_claim_verdict_separates_no_effect_from_underpowered():
+    from kdlib.stats import claim_verdict, paired_ci
+    base = [0.0, 0.0, 0.0, 0.0, 0.0]
+    assert claim_verdict(paired_ci([1.0, 1.2, 0.9, 1.1, 1.0], base), 0.5) == "supported"
+    assert claim_verdict(paired_ci([-1.0, -1.2, -0.9, -1.1, -1.0], base), 0.5) == "contradicted"
+    narrow = paired_ci([0.05, -0.05, 0.02, -0.03, 0.0], base)  # holds 0, excludes +0.5
+    assert narrow["low"] < 0 < narrow["high"] < 0.5 and claim_verdict(narrow, 0.5) == "not supported"
+    wide = paired_ci([3.0, -3.0, 2.0, -2.5, 0.5], base)  # holds 0 and +0.5: cannot tell
+    assert wide["low"] < 0 < 0.5 < wide["high"] and claim_verdict(wide, 0.5) == "underpowered"
+    with pytest.raises(ValueError, match="min_effect"):
+        claim_verdict(wide, 0.0)
