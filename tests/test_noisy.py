@@ -141,8 +141,8 @@ def test_experiment_protocol_and_teacher_checkpoint(real_data, tmp_path, monkeyp
     assert {r["T"] for r in kd["records"].values()} == {res["searches"]["T"]["best"]}
     clean = res["chosen"]["clean teacher"]
     assert res["searches"]["sigma"]["records"][0.0] is clean  # sigma 0 is the clean teacher, not re-run
-    for sigma, rs in res["sigma_lrs"].items():  # two learning rates per sigma: the clean one and the next
-        assert [r["lr"] for r in rs] == [clean["lr"], noisy.lr_above(clean["lr"])]
+    for sigma, rs in res["sigma_lrs"].items():  # two learning rates per sigma: the clean one and a larger
+        assert [r["lr"] for r in rs] == [clean["lr"], noisy.NOISY_LR_FACTOR * clean["lr"]]
         assert all(r["fraction"] == noisy.PAPER_FRACTION["cifar10"] for r in rs)
     noisy_pick = res["chosen"]["noisy teacher"]
     assert noisy_pick["sigma"] > 0 and noisy_pick["fraction"] > 0
