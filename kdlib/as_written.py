@@ -16,6 +16,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from .models import AlwaysDropout
+from .train import torch_threads
+
+# PyTorch's thread count when kdlib was imported: a teacher's head is no tiny model, even inside a
+# stacked run of tiny students that runs on one thread (kdlib.train.auto_threads)
+HEAD_THREADS = torch.get_num_threads()
+
+
+def _head(head: nn.Module, features: torch.Tensor) -> torch.Tensor:
+    """The teacher's soft-target logits ``head(features)``: no gradients, all of the CPU's threads."""
+    with torch.no_grad(), torch_threads(HEAD_THREADS):
+        return head(features)
 
 
 def split_at_dropout(model: nn.Sequential) -> tuple[nn.Sequential, nn.Sequential]:
@@ -40,8 +51,7 @@ def seed_loss(head: nn.Sequential, T: float = 2.0, alpha: float = 0.8):
 
     def loss_fn(z, y, features):
         head.train()  # the seed's teacher was never put in eval mode
-        with torch.no_grad():
-            v = head(features)
+        v = _head(head, features)
         with warnings.catch_warnings():  # torch warns that 'mean' is not the KL: that is the point
             warnings.filterwarnings("ignore", message="reduction: 'mean' divides")
             soft = kl_mean(F.log_softmax(z / T, dim=1), F.softmax(v / T, dim=1)) * T * T
@@ -63,7 +73,6 @@ def blog_loss(head: nn.Sequential, T: float = 5.0, alpha: float = 0.7):
     kl = nn.KLDivLoss(reduction="batchmean")
 
     def loss_fn(z, y, features):
-        with torch.no_grad():
-            v = head(features)
+        v = _head(head, features)
         return (1 - alpha) * F.cross_entropy(z, y) + alpha * kl(F.softmax(z / T, dim=1), F.softmax(v / T, dim=1))
     return loss_fn

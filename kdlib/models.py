@@ -5,7 +5,6 @@ import copy
 import math
 import numbers
 import operator
-import sys
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -47,7 +46,7 @@ class ByteDropout(nn.Module):
     """Dropout whose mask comes from random bytes: an element is kept when its byte is >= 256 p,
     and kept elements are scaled by 1 / (1 - p). The same distribution as ``nn.Dropout(p)`` for p a
     multiple of 1/256 (0.25 and 0.5 here), about 3x faster on a CPU, where ``bernoulli_`` draws one
-    random number per element: here one 64-bit draw gives 7 bytes. ``always=True``: on in eval mode
+    random number per element: here one 64-bit draw gives 8 bytes. ``always=True``: on in eval mode
     too (:class:`AlwaysDropout`). For a teacher that runs with dropout on every batch (notebook 03)."""
 
     def __init__(self, p: float = 0.5, always: bool = False):
@@ -60,11 +59,13 @@ class ByteDropout(nn.Module):
         if self.p == 0 or not (self.training or self.always):
             return x
         n = x.numel()
-        draws = torch.empty(-(-n // 7), dtype=torch.int64, device=x.device).random_()  # [0, 2**63)
-        octets = draws.view(torch.uint8).view(-1, 8)  # 7 uniform bytes per draw; the top one is < 128
-        uniform = octets[:, :7] if sys.byteorder == "little" else octets[:, 1:]
-        keep = uniform.reshape(-1)[:n].view(x.shape) >= round(256 * self.p)
-        return torch.where(keep, x, 0.0) * (1 / (1 - self.p))
+        # random_(-2**63, None): the full 64-bit range, so all 8 bytes of a draw are uniform
+        draws = torch.empty(-(-n // 8), dtype=torch.int64, device=x.device).random_(-2 ** 63, None)
+        uniform = draws.view(torch.uint8)[:n].view(x.shape)
+        # keep = 1 where the byte is >= 256 p, else 0 (bytes are integers), times 1 / (1 - p): in
+        # float arithmetic, 3x faster on a CPU than a boolean mask
+        keep = uniform.to(x.dtype).sub_(round(256 * self.p) - 1).clamp_(0, 1).mul_(1 / (1 - self.p))
+        return x * keep
 
     def extra_repr(self) -> str:
         return f"p={self.p}" + (", on in eval mode too" if self.always else "")

@@ -115,8 +115,9 @@ def train_mnist_student(loss_fn, train_data, val_data, seed: int, max_epochs: in
 
 def train_mnist_students(loss_fn, train_data, val_data, seeds, desc: str | None = "students") -> list:
     """:func:`train_mnist_student` for each of ``seeds`` (the same initial weights and batches per
-    seed), trained together as one stacked run (:func:`kdlib.stacked.fit_stacked`; 1.7x the speed of
-    one at a time for five seeds in ``make bench`` on a 2-core Xeon). Returns ``[(model, history), ...]`` in the order of ``seeds``."""
+    seed), trained together as one stacked run (:func:`kdlib.stacked.fit_stacked`; ``make bench``
+    measures the speed-up). ``loss_fn``: one loss, or a list of one per seed (a seed may repeat,
+    e.g. three losses over the same five seeds). Returns ``[(model, history), ...]`` in the order of ``seeds``."""
     s = STUDENT
     students, batches = [], []
     for seed in seeds:

@@ -2,9 +2,10 @@
 
 A 784-16-10 student does so little arithmetic per batch that PyTorch's fixed cost per operation,
 not the CPU's arithmetic, sets its speed. :func:`fit_stacked` stacks the K models' weights into one
-tensor per parameter, runs the K forwards and backwards as one (``torch.func.vmap``), computes the
-loss once on all K batches, and updates all K with one optimizer step: the operations of one run,
-for K runs.
+tensor per parameter, gathers the K batches with one index, runs the K forwards and backwards as one
+(batched matrix products for an MLP, ``torch.func.vmap`` otherwise), computes the loss once on all K
+batches (once per loss where the models have different ones), and updates all K with one optimizer
+step: the operations of one run, for K runs.
 
 Each model keeps what makes it *its* run: its initial weights, its own :class:`~kdlib.train.Batches`
 (its seed's batch order), its own validation scores, early stopping and best weights. Two
@@ -22,6 +23,7 @@ import torch
 from torch.func import functional_call, vmap
 from tqdm.auto import tqdm
 
+from .models import WindowConv2d
 from .train import auto_threads, cross_entropy, evaluate, torch_threads
 
 
@@ -31,16 +33,21 @@ def fit_stacked(models: list, make_optimizer, trains: list, val=None, *, epochs:
 
     ``make_optimizer(params)``: an element-wise optimizer (or a scheduler around one) over the
     stacked parameters, e.g. ``lambda p: torch.optim.Adam(p, lr=1e-3, fused=True)``.
-    ``trains``: one :class:`~kdlib.train.Batches` per model (the same rows, each model's own order).
+    ``trains``: one :class:`~kdlib.train.Batches` per model over the same tensors (each model's own
+    order, from its own generator). ``loss_fn``: one loss for all, or a list of K (models that share
+    a loss object have it computed once over their rows).
     ``early_stopping``: None, or one :class:`~kdlib.train.EarlyStopping` per model: a model that
     stops keeps its best weights, as with ``fit``, while the others train on.
     In each history ``train_acc``, ``val_loss`` and ``val_acc`` are the model's own; ``train_loss``
-    is the mean over the K models (their loss is computed as one) and ``seconds`` the stacked epoch's
-    time. The models are updated in place.
+    is the mean over the models that share its loss (computed as one) and ``seconds`` the stacked
+    epoch's time. The models are updated in place.
     """
     k = len(models)
     if k < 1 or len(trains) != k:
         raise ValueError(f"trains must hold one Batches per model: {len(trains)} for {k} models")
+    loss_fns = list(loss_fn) if isinstance(loss_fn, (list, tuple)) else [loss_fn] * k
+    if len(loss_fns) != k:
+        raise ValueError(f"loss_fn must be one loss or a list of one per model: {len(loss_fns)} for {k} models")
     if early_stopping is not None and (val is None or len(early_stopping) != k):
         raise ValueError("early_stopping needs val data and one EarlyStopping per model")
     if epochs < 1:
@@ -49,50 +56,73 @@ def fit_stacked(models: list, make_optimizer, trains: list, val=None, *, epochs:
         raise ValueError("models with buffers (e.g. BatchNorm) cannot be stacked here")
     if len({(len(t.tensors[0]), t.batch_size) for t in trains}) > 1:
         raise ValueError("every model's Batches must hold the same number of rows and batch size")
+    tensors, batch_size = trains[0].tensors, trains[0].batch_size
+    if any(len(t.tensors) != len(tensors) or any(a is not b for a, b in zip(t.tensors, tensors)) for t in trains):
+        raise ValueError("every model's Batches must hold the same tensors (the same rows, its own order)")
+    if any(t.augment is not None for t in trains):
+        raise ValueError("Batches with augment cannot be stacked here")
     params = {name: torch.stack([dict(m.named_parameters())[name].detach() for m in models]).requires_grad_()
               for name, _ in models[0].named_parameters()}
     optimizer = make_optimizer(list(params.values()))
     scheduler = optimizer if isinstance(optimizer, torch.optim.lr_scheduler.LRScheduler) else None
     optimizer = scheduler.optimizer if scheduler else optimizer
     base = models[0]
-    forward = vmap(lambda p, x: functional_call(base, p, (x,)))
+    forward = _bmm_forward(base) or vmap(lambda p, x: functional_call(base, p, (x,)))
+    groups = {}  # loss object -> the models that use it
+    for i, fn in enumerate(loss_fns):
+        groups.setdefault(id(fn), (fn, []))[1].append(i)
+    # a group of consecutive models is a slice (a view), any other an index
+    groups = [(fn, slice(rows[0], rows[-1] + 1) if rows == list(range(rows[0], rows[-1] + 1)) else torch.tensor(rows))
+              for fn, rows in groups.values()]
+    sizes = [len(range(k)[rows]) if isinstance(rows, slice) else len(rows) for _, rows in groups]
+    n_rows = len(tensors[0])
     hists = [{key: [] for key in ("train_loss", "train_acc", "val_loss", "val_acc", "seconds")} for _ in models]
     active = list(range(k))
     bar = tqdm(total=epochs * len(trains[0]), desc=desc, unit="batch", disable=desc is None)
-    with torch_threads(auto_threads(base)), bar:
+    with torch_threads(auto_threads(base, copies=k)), bar:
         for epoch in range(epochs):
             start = time.perf_counter()
             base.train()
-            total, n = torch.zeros(()), 0
+            # each model's order drawn from its own generator, as its Batches would alone
+            orders = torch.stack([torch.randperm(n_rows, generator=t.generator) for t in trains])
+            totals = torch.zeros(len(groups))
             correct = torch.zeros(k, dtype=torch.long)
-            for parts in zip(*trains):
-                xb, yb, *extra = (torch.stack(t) for t in zip(*parts))  # (K, B, ...) each
+            n = 0
+            for first in range(0, n_rows, batch_size):
+                idx = orders[:, first:first + batch_size]  # (K, B): one gather for the K batches
+                xb, yb, *extra = (t[idx] for t in tensors)
                 logits = forward(params, xb)
-                loss = loss_fn(logits.flatten(0, 1), yb.flatten(0, 1), *(e.flatten(0, 1) for e in extra))
+                loss = 0
+                for g, (fn, rows) in enumerate(groups):
+                    z, y, *e = (a[rows].flatten(0, 1) for a in (logits, yb, *extra))
+                    part = fn(z, y, *e)
+                    loss = loss + part * sizes[g]  # = the sum of the group's models' own mean losses
+                    totals[g] += part.detach() * yb.shape[1]
                 optimizer.zero_grad(set_to_none=True)
-                (loss * k).backward()  # = the sum of the K models' own mean losses
+                loss.backward()
                 optimizer.step()
-                total += loss.detach() * yb.shape[1]
                 correct += (logits.detach().argmax(-1) == yb).sum(1)
                 n += yb.shape[1]
                 bar.update()
             if scheduler is not None:
                 scheduler.step()
             seconds = time.perf_counter() - start
+            group_of = {int(i): g for g, (_, rows) in enumerate(groups)
+                        for i in (range(k)[rows] if isinstance(rows, slice) else rows)}
             for i in list(active):
                 _copy_into(models[i], params, i)
                 h = hists[i]
-                h["train_loss"].append(float(total) / n)
+                h["train_loss"].append(float(totals[group_of[i]]) / n)
                 h["train_acc"].append(float(correct[i]) / n)
                 if val is not None:
-                    vl, va = evaluate(models[i], *val, loss_fn=loss_fn)
+                    vl, va = evaluate(models[i], *val, loss_fn=loss_fns[i])
                     h["val_loss"].append(vl)
                     h["val_acc"].append(va)
                 h["seconds"].append(seconds)
                 if early_stopping is not None and early_stopping[i].step(h["val_loss"][-1], models[i], epoch):
                     active.remove(i)
             bar.set_postfix({"epoch": f"{epoch + 1}/{epochs}", "training": f"{len(active)}/{k}",
-                             "loss": f"{float(total) / n:.4f}"})
+                             "loss": f"{float(totals.sum()) / n / len(groups):.4f}"})
             if not active:
                 bar.total = bar.n  # every model stopped early: the bar ends full
                 break
@@ -101,6 +131,45 @@ def fit_stacked(models: list, make_optimizer, trains: list, val=None, *, epochs:
             m.load_state_dict(early_stopping[i].best_state)
             hists[i]["best_epoch"] = early_stopping[i].best_epoch
     return hists
+
+
+def _bmm_forward(model: torch.nn.Module):
+    """``forward(params, x)`` for K stacked copies of ``model`` with batched matrix products, for a
+    ``Sequential`` of ``Flatten``, ``Linear``, ``ReLU`` and :class:`~kdlib.models.WindowConv2d`
+    (x is (K, B, ...)); None for any other model (:func:`fit_stacked` then uses ``vmap``, the same
+    numbers with more fixed cost per step)."""
+    if not isinstance(model, torch.nn.Sequential):
+        return None
+    layers = []
+    for name, m in model.named_children():
+        if type(m) is torch.nn.Flatten and m.start_dim == 1 and m.end_dim == -1:
+            layers.append(("flatten", None))
+        elif type(m) is torch.nn.ReLU:
+            layers.append(("relu", None))
+        elif type(m) is torch.nn.Linear and m.bias is not None:
+            layers.append(("linear", name))
+        elif type(m) is WindowConv2d:
+            layers.append(("window", (name, m.kernel_size[0])))
+        else:
+            return None
+
+    def forward(params, x):
+        for kind, arg in layers:
+            if kind == "flatten":
+                x = x.flatten(2)
+            elif kind == "relu":
+                x = x.relu()
+            elif kind == "linear":
+                x = torch.baddbmm(params[f"{arg}.bias"].unsqueeze(1), x, params[f"{arg}.weight"].transpose(1, 2))
+            else:
+                name, s = arg
+                w, b = params[f"{name}.weight"], params[f"{name}.bias"]  # (K, out, c, s, s), (K, out)
+                kk, nb, c, h, wd = x.shape
+                win = x.reshape(kk, nb, c, h // s, s, wd // s, s).permute(0, 1, 3, 5, 2, 4, 6).reshape(kk, -1, c * s * s)
+                out = torch.baddbmm(b.unsqueeze(1), win, w.flatten(2).transpose(1, 2))  # (K, B*windows, out)
+                x = out.reshape(kk, nb, h // s, wd // s, -1).permute(0, 1, 4, 2, 3)
+        return x
+    return forward
 
 
 @torch.no_grad()

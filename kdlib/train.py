@@ -82,7 +82,8 @@ def predict_logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 10
     """Logits of ``model`` for every row of ``x``: eval mode, inference mode, float32 on the CPU.
 
     Call it once on a frozen teacher and pass the result to training as cached targets. Always
-    computed in float32 (no bf16 autocast), so a model has one score whatever the hardware.
+    computed in float32 (no bf16 autocast), so a model has one score whatever the hardware; the
+    result is contiguous (a channels_last model's 4-D outputs too).
     """
     was_training = model.training
     model.eval()
@@ -90,7 +91,7 @@ def predict_logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 10
     out = []
     with torch_threads(auto_threads(model)):
         for (xb,) in batches(x, batch_size=batch_size):
-            out.append(model(prepare(xb)).float().cpu())
+            out.append(model(prepare(xb)).float().cpu().contiguous())  # e.g. a channels_last trunk's output
     model.train(was_training)
     return torch.cat(out)
 
@@ -140,15 +141,19 @@ def torch_threads(n: int | None):
         torch.set_num_threads(old)
 
 
-def auto_threads(model: torch.nn.Module) -> int | None:
-    """1 thread for a tiny model on the CPU (largest weight under 50,000 entries), else ``None``
-    (PyTorch's default).
+def auto_threads(model: torch.nn.Module, copies: int = 1) -> int | None:
+    """1 thread for a tiny model on the CPU (largest weight under 50,000 entries, no convolution),
+    else ``None`` (PyTorch's default). ``copies``: trained stacked as one (:mod:`kdlib.stacked`),
+    whose ops are ``copies`` times larger: the largest weight counts ``copies`` times.
 
     A tiny network's ops are too small to split across cores; the thread hand-off costs more than it
     saves, and on a busy 2-core machine it made a 784-16-10 epoch 50x slower (50 s against 1 s).
+    A convolution's work grows with the image, not its weights: a teacher's conv layers alone (the
+    trunk of notebook 03) are small in weights but not in work.
     """
-    largest = max(p.numel() for p in model.parameters())
-    return 1 if largest < 50_000 and next(model.parameters()).device.type == "cpu" else None
+    largest = copies * max(p.numel() for p in model.parameters())
+    conv = any(type(m) is torch.nn.Conv2d for m in model.modules())  # WindowConv2d is a matrix product
+    return 1 if largest < 50_000 and not conv and next(model.parameters()).device.type == "cpu" else None
 
 
 class EarlyStopping:

@@ -61,6 +61,7 @@ print(f"student: {models.count_parameters(models.StudentNet())} parameters")
 
 # %%
 teacher, tinfo = recipes.mnist_teacher()
+teacher.to(memory_format=torch.channels_last)  # the convolutions' faster layout on a CPU (the same results)
 d = recipes.mnist_split(SUBSET)
 (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = d["train"], d["val"], d["test"]
 start = time.perf_counter()
@@ -122,23 +123,25 @@ print(f"teacher's top class = label: {right:.4f} with v_tr[idx], {wrong:.4f} wit
 # %% [markdown]
 # ## Train the three students over several seeds
 # Each student's early stopping watches its own loss on the validation split (with the
-# teacher's validation logits for the soft terms). The five seeds of one kind train together as one
-# stacked run (`kdlib.stacked`: the same initial weights, batches and early stopping per seed as
-# five separate runs, with the operations of one; tests/test_stacked.py compares the two, and
-# `make bench` measures the speed-up).
+# teacher's validation logits for the soft terms). All fifteen students (three losses, five seeds)
+# train together as one stacked run (`kdlib.stacked`: the same initial weights, batches and early
+# stopping per student as fifteen separate runs, with the operations of one; tests/test_stacked.py
+# compares the two, and `make bench` measures the speed-up).
 
 # %%
 KINDS = ["hard", "soft", "hard+soft"]
 results = {k: [] for k in KINDS}     # test accuracy per seed
 histories = {k: [] for k in KINDS}
 start = time.perf_counter()
-for kind in KINDS:
-    runs = recipes.train_mnist_students(recipes.student_loss(kind), (x_tr, y_tr, v_tr), (x_va, y_va, v_va),
-                                        SEEDS, desc=f"{kind}, seeds {SEEDS}")
-    for student, hist in runs:
-        results[kind].append(train.evaluate(student, x_te, y_te)[1])
-        histories[kind].append(hist)
-print(f"{len(KINDS) * len(SEEDS)} students in {time.perf_counter() - start:.0f} s")
+loss_of = {kind: recipes.student_loss(kind) for kind in KINDS}
+runs = recipes.train_mnist_students([loss_of[kind] for kind in KINDS for _ in SEEDS], (x_tr, y_tr, v_tr),
+                                    (x_va, y_va, v_va), [s for _ in KINDS for s in SEEDS],
+                                    desc=f"{', '.join(KINDS)} x seeds {SEEDS}")
+for i, (student, hist) in enumerate(runs):
+    kind = KINDS[i // len(SEEDS)]
+    results[kind].append(train.evaluate(student, x_te, y_te)[1])
+    histories[kind].append(hist)
+print(f"{len(runs)} students in {time.perf_counter() - start:.0f} s")
 
 # %% [markdown]
 # ## Results beside the seed's
@@ -176,7 +179,7 @@ display(Markdown(
 # %% [markdown]
 # ## Training and validation curves (the seed's figures)
 # One seed per student (the first) for the validation curves and the training accuracy; the training
-# loss is the mean over the seeds trained together (a stacked run computes their loss as one). The
+# loss is the mean over the seeds of a loss (a stacked run computes their loss as one). The
 # three losses are on different scales: the soft loss is a KL divergence, 0 for a student that
 # matches the teacher exactly.
 
@@ -203,9 +206,10 @@ plots.plot_history({k: histories[k][0] for k in KINDS}, keys=("acc",),
 # deterministic: their outputs for the whole training set were computed once above (`trunk`), and
 # each batch draws dropout on those cached features and runs only the rest of the teacher (`head`;
 # tested to equal the full teacher in train mode for the same random state). Drawing the dropout
-# masks of 9,216 features per image is now most of the work: `models.fast_dropout` swaps PyTorch's
-# dropout for one that draws its masks from random bytes (the same distribution; the cell times
-# both). So the seed's loss runs with the same seeds as the students above, and we can pair them.
+# masks of 9,216 features per image is then a large part of the work: `models.fast_dropout` swaps
+# PyTorch's dropout for one that draws its masks from random bytes (the same distribution; the cell
+# times both, beside the head's 9216 x 128 layer on the same batch). So the seed's loss runs with
+# the same seeds as the students above, and we can pair them.
 
 # %%
 fast_head = models.fast_dropout(head)
@@ -218,6 +222,12 @@ for name, drop in [("nn.Dropout", head[0]), ("ByteDropout", fast_head[0])]:
         drop(fb)
     print(f"dropout masks for one batch of {len(fb)} x {fb[0].numel()} features, {name}: "
           f"{(time.perf_counter() - t0) / 20 * 1e3:.1f} ms")
+with torch.inference_mode():
+    t0 = time.perf_counter()
+    for _ in range(20):
+        head[2](fb.flatten(1))
+print(f"the head's {head[2].in_features} x {head[2].out_features} layer on the same batch: "
+      f"{(time.perf_counter() - t0) / 20 * 1e3:.1f} ms")
 head.eval()
 start = time.perf_counter()
 runs = recipes.train_mnist_students(as_written.seed_loss(fast_head, S.T, S.alpha), (x_tr, y_tr, f_tr),
@@ -274,6 +284,7 @@ display(Markdown(
 BLOG = {"no KD": 0.6584, "KD": 0.7286}  # the blog's test accuracies after 5 epochs
 BLOG_T, BLOG_ALPHA, BLOG_EPOCHS, BLOG_BATCH, BLOG_LR = 5.0, 0.7, 5, 32, 1e-4
 blog_teacher, binfo = recipes.blog_teacher()
+blog_teacher.to(memory_format=torch.channels_last)  # as the seed teacher above
 bd = recipes.mnist_full(SUBSET)
 (bx, by), (bxt, byt) = bd["train"], bd["test"]
 btrunk, bhead = as_written.split_at_dropout(blog_teacher)
@@ -299,21 +310,22 @@ def kl_loss(t_squared: bool):
 VARIANTS = {"(a) labels only": train.cross_entropy,
             "(b) blog's loss as written": as_written.blog_loss(bhead_fast, BLOG_T, BLOG_ALPHA),
             "(c) KL, no T^2": kl_loss(False), "(d) KL with T^2": kl_loss(True)}
-weak = {k: [] for k in VARIANTS}  # per seed: test accuracy after each epoch
 start = time.perf_counter()
+students, batches, loss_fns = [], [], []
 for name, loss_fn in VARIANTS.items():
-    students, batches = [], []
     for seed in SEEDS:  # the same initial weights and batch order per seed for every loss
         gen = kdlib.seed_everything(seed)
         students.append(models.WeakStudentNet())
         batches.append(train.Batches(bx, by, bf, batch_size=BLOG_BATCH, generator=gen))
-    # the five seeds as one stacked run; Adam as one fused kernel. The "val" slot holds the test
-    # set: the blog reports test accuracy after every epoch
-    hists = stacked.fit_stacked(students, lambda p: torch.optim.Adam(p, lr=BLOG_LR, fused=True), batches,
-                                (bxt, byt, bft), epochs=kdlib.pick(BLOG_EPOCHS, 1), loss_fn=loss_fn,
-                                desc=f"weak student {name}, seeds {SEEDS}")
-    weak[name] = [h["val_acc"] for h in hists]
-print(f"{len(VARIANTS) * len(SEEDS)} weak students in {time.perf_counter() - start:.0f} s")
+        loss_fns.append(loss_fn)
+# the 20 students as one stacked run; Adam as one fused kernel. The "val" slot holds the test
+# set: the blog reports test accuracy after every epoch
+hists = stacked.fit_stacked(students, lambda p: torch.optim.Adam(p, lr=BLOG_LR, fused=True), batches,
+                            (bxt, byt, bft), epochs=kdlib.pick(BLOG_EPOCHS, 1), loss_fn=loss_fns,
+                            desc=f"weak students, {len(VARIANTS)} losses x seeds {SEEDS}")
+weak = {name: [h["val_acc"] for h in hists[i * len(SEEDS):(i + 1) * len(SEEDS)]]  # per seed, per epoch
+        for i, name in enumerate(VARIANTS)}
+print(f"{len(students)} weak students in {time.perf_counter() - start:.0f} s")
 
 # %%
 acc = {k: np.array(v) for k, v in weak.items()}  # seeds x epochs

@@ -69,6 +69,9 @@ def test_byte_dropout_has_nn_dropouts_distribution(p):
     col = dropped.mean(0)
     assert (col - p).abs().max() < 6 * (p * (1 - p) / 500) ** 0.5
     assert not torch.equal(d(x), y)                                     # a new mask per call
+    # each of the 8 bytes of a 64-bit draw (the top one too) gives a mask element at rate p
+    by_byte = dropped.reshape(-1)[: n // 8 * 8].view(-1, 8).mean(0)
+    assert (by_byte - p).abs().max() < 5 * (p * (1 - p) / (n / 8)) ** 0.5
 
 
 def test_byte_dropout_modes_and_arguments():

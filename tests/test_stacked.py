@@ -56,6 +56,41 @@ def test_stacked_runs_equal_separate_runs(make, kind):
             assert torch.allclose(a, b, atol=1e-5)
 
 
+def test_stacked_run_with_one_loss_per_model_equals_separate_runs():
+    """Models with different losses train together (each group's loss computed once): each model
+    is the one its own loss gives alone, history included."""
+    data, val = _data(), _data(200, seed=1)
+    hard, soft = recipes.student_loss("hard"), recipes.student_loss("soft")
+    seeds, fns = [0, 1, 2], [hard, soft, hard]
+    ms, bs = [], []
+    for s in seeds:
+        gen = kdlib.seed_everything(s)
+        ms.append(models.StudentNet())
+        bs.append(train.Batches(*data, batch_size=32, generator=gen))
+    hs = stacked.fit_stacked(ms, lambda p: torch.optim.Adam(p, lr=1e-2, fused=True), bs, val, epochs=4,
+                             loss_fn=fns, desc=None, early_stopping=[train.EarlyStopping(1, 1e-4) for _ in ms])
+    for seed, fn, m2, h2 in zip(seeds, fns, ms, hs):
+        (m1, h1), = _separate(models.StudentNet, [seed], data, val, fn, 4, 1)
+        assert h1["val_loss"] == pytest.approx(h2["val_loss"], rel=1e-4)
+        assert h1["train_acc"] == pytest.approx(h2["train_acc"], abs=1e-9)
+        for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
+            assert torch.allclose(a, b, atol=1e-5)
+    assert hs[0]["train_loss"] == hs[2]["train_loss"] != hs[1]["train_loss"]  # the mean over its group
+
+
+@pytest.mark.parametrize("make", [models.StudentNet, models.WeakStudentNet])
+def test_batched_matmul_forward_equals_vmap(make):
+    torch.manual_seed(0)
+    ms = [make() for _ in range(3)]
+    params = {n: torch.stack([dict(m.named_parameters())[n] for m in ms]) for n, _ in ms[0].named_parameters()}
+    x = torch.randn(3, 5, 1, 28, 28)
+    fast = stacked._bmm_forward(ms[0])
+    assert fast is not None
+    expected = torch.stack([m(xi) for m, xi in zip(ms, x)])
+    assert torch.allclose(fast(params, x), expected, atol=1e-5)
+    assert stacked._bmm_forward(models.TeacherNet()) is None  # a convnet: vmap instead
+
+
 def test_stacked_train_loss_is_the_mean_over_the_models():
     data = _data()
     seeds = [0, 1]
@@ -93,6 +128,11 @@ def test_fit_stacked_refuses_mismatched_arguments():
     with pytest.raises(ValueError, match="early_stopping needs val"):
         stacked.fit_stacked(ms, opt, [train.Batches(x, y), train.Batches(x, y)], epochs=1, desc=None,
                             early_stopping=[train.EarlyStopping(), train.EarlyStopping()])
+    with pytest.raises(ValueError, match="same tensors"):
+        stacked.fit_stacked(ms, opt, [train.Batches(x, y), train.Batches(x.clone(), y)], epochs=1, desc=None)
+    with pytest.raises(ValueError, match="one loss or a list"):
+        stacked.fit_stacked(ms, opt, [train.Batches(x, y), train.Batches(x, y)], epochs=1, desc=None,
+                            loss_fn=[train.cross_entropy])
     bn = [torch.nn.Sequential(torch.nn.Flatten(), torch.nn.BatchNorm1d(784)) for _ in range(2)]
     with pytest.raises(ValueError, match="buffers"):
         stacked.fit_stacked(bn, opt, [train.Batches(x, y), train.Batches(x, y)], epochs=1, desc=None)

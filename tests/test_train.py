@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import kdlib
-from kdlib import checkpoint, data, models, train
+from kdlib import as_written, checkpoint, data, models, train
 
 
 @pytest.fixture
@@ -206,7 +206,11 @@ def test_fit_takes_at_most_eight_parameters():
 def test_auto_threads_one_thread_for_tiny_models_only():
     assert train.auto_threads(models.StudentNet()) == 1
     assert train.auto_threads(models.WeakStudentNet()) == 1
+    assert train.auto_threads(models.StudentNet(), copies=5) is None  # five stacked: ops 5x larger
+    assert train.auto_threads(models.WeakStudentNet(), copies=20) == 1
     assert train.auto_threads(models.TeacherNet()) is None
+    trunk, _ = as_written.split_at_dropout(models.TeacherNet())  # small weights, but convolutions
+    assert max(p.numel() for p in trunk.parameters()) < 50_000 and train.auto_threads(trunk) is None
 
 
 def test_fused_adam_trains_like_plain_adam():
