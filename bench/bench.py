@@ -462,8 +462,8 @@ def stacked_rows(rate: float, x: torch.Tensor, y: torch.Tensor, singles: dict) -
 # ---- 4. Notebook wall times ---------------------------------------------------------------------
 
 def part_times() -> dict:
-    """Per-part wall times that a notebook's last cells printed (a ``| part | seconds |`` table)
-    in its committed (full-length) run, per notebook."""
+    """Per-part wall times that a notebook's last cells printed (a ``| part | seconds |`` table,
+    further columns such as a budget ignored) in its committed (full-length) run, per notebook."""
     out = {}
     for path in sorted((ROOT / "notebooks").glob("[0-9]*.ipynb")):
         nb = json.loads(path.read_text())
@@ -471,8 +471,8 @@ def part_times() -> dict:
             for o in cell.get("outputs", []):
                 text = "".join(o.get("data", {}).get("text/markdown", ""))
                 if text.startswith("| part | seconds |"):
-                    rows = [line.strip("| ").split(" | ") for line in text.splitlines()[2:]]
-                    out[path.name] = {part: float(sec) for part, sec in rows}
+                    rows = [line.split("|")[1:3] for line in text.splitlines()[2:]]
+                    out[path.name] = {part.strip(): float(sec) for part, sec in rows}
     return out
 
 

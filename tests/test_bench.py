@@ -89,3 +89,10 @@ def test_measure_row_and_matmul_rate(bench):
     assert bench.matmul_gflops(n=64, reps=1) > 0
     info = bench.machine_info()
     assert {"cpu", "cores", "torch", "threads", "bf16", "vector", "date"} <= set(info)
+
+
+def test_part_times_reads_the_committed_part_tables(bench):
+    """Notebook 05 prints | part | seconds | budget |: the budget column is not a time."""
+    parts = bench.part_times()["05_noisy_teachers.ipynb"]
+    assert {"MNIST part", "CIFAR-10 part", "whole notebook"} <= set(parts)
+    assert all(isinstance(v, float) and v > 0 for v in parts.values())
