@@ -249,7 +249,7 @@ PART_SECONDS["MNIST: data, teacher, sections 1-2"] = time.perf_counter() - start
 #    luck. Tuning runs are scored on validation only, report runs on the test set only.
 #
 # **What was traded for the budget** (MNIST 10 minutes, CIFAR-10 35 minutes on 2 cores): 25 report
-# students per dataset leave room for about 18 tuning students, so the grids are coarse (three
+# students per dataset leave room for about 20 tuning students, so the grids are coarse (three
 # sigmas, one learning-rate choice for all of them, three fractions, one dropout rate, two
 # temperatures) and grow only where their best value sits at an edge; the first notebook version
 # searched finer grids with one seed and reported 3.
