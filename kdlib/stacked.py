@@ -71,10 +71,10 @@ def fit_stacked(models: list, make_optimizer, trains: list, val=None, *, epochs:
     groups = {}  # loss object -> the models that use it
     for i, fn in enumerate(loss_fns):
         groups.setdefault(id(fn), (fn, []))[1].append(i)
-    # a group of consecutive models is a slice (a view), any other an index
-    groups = [(fn, slice(rows[0], rows[-1] + 1) if rows == list(range(rows[0], rows[-1] + 1)) else torch.tensor(rows))
-              for fn, rows in groups.values()]
-    sizes = [len(range(k)[rows]) if isinstance(rows, slice) else len(rows) for _, rows in groups]
+    # (loss, its models, how to select their rows: a slice (a view) for consecutive models, else an index)
+    groups = [(fn, rows, slice(rows[0], rows[-1] + 1) if rows == list(range(rows[0], rows[-1] + 1))
+               else torch.tensor(rows)) for fn, rows in groups.values()]
+    group_of = {i: g for g, (_, rows, _) in enumerate(groups) for i in rows}
     n_rows = len(tensors[0])
     hists = [{key: [] for key in ("train_loss", "train_acc", "val_loss", "val_acc", "seconds")} for _ in models]
     active = list(range(k))
@@ -93,10 +93,10 @@ def fit_stacked(models: list, make_optimizer, trains: list, val=None, *, epochs:
                 xb, yb, *extra = (t[idx] for t in tensors)
                 logits = forward(params, xb)
                 loss = 0
-                for g, (fn, rows) in enumerate(groups):
-                    z, y, *e = (a[rows].flatten(0, 1) for a in (logits, yb, *extra))
+                for g, (fn, rows, sel) in enumerate(groups):
+                    z, y, *e = (a[sel].flatten(0, 1) for a in (logits, yb, *extra))
                     part = fn(z, y, *e)
-                    loss = loss + part * sizes[g]  # = the sum of the group's models' own mean losses
+                    loss = loss + part * len(rows)  # = the sum of the group's models' own mean losses
                     totals[g] += part.detach() * yb.shape[1]
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -107,8 +107,6 @@ def fit_stacked(models: list, make_optimizer, trains: list, val=None, *, epochs:
             if scheduler is not None:
                 scheduler.step()
             seconds = time.perf_counter() - start
-            group_of = {int(i): g for g, (_, rows) in enumerate(groups)
-                        for i in (range(k)[rows] if isinstance(rows, slice) else rows)}
             for i in list(active):
                 _copy_into(models[i], params, i)
                 h = hists[i]
