@@ -83,8 +83,7 @@ def fit_stacked(models: list, make_optimizer, trains: list, val=None, *, epochs:
         for epoch in range(epochs):
             start = time.perf_counter()
             base.train()
-            # each model's order drawn from its own generator, as its Batches would alone
-            orders = torch.stack([torch.randperm(n_rows, generator=t.generator) for t in trains])
+            orders = torch.stack([t.order() for t in trains])  # each model's own order, as alone
             totals = torch.zeros(len(groups))
             correct = torch.zeros(k, dtype=torch.long)
             n = 0

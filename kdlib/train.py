@@ -39,15 +39,21 @@ class Batches:
                  generator: torch.Generator | None = None, augment=None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if len({len(t) for t in tensors}) > 1:
+            raise ValueError(f"tensors must have the same length, got {[len(t) for t in tensors]}")
         self.tensors, self.batch_size = tensors, batch_size
         self.generator, self.augment = generator, augment
 
     def __len__(self) -> int:
         return -(-len(self.tensors[0]) // self.batch_size)
 
+    def order(self) -> torch.Tensor:
+        """The next pass's order of the rows (a permutation drawn from ``generator``)."""
+        return torch.randperm(len(self.tensors[0]), generator=self.generator)
+
     def __iter__(self):
-        for xb, *rest in batches(*self.tensors, batch_size=self.batch_size, shuffle=True,
-                                 generator=self.generator):
+        order = self.order()
+        for xb, *rest in batches(*(t[order] for t in self.tensors), batch_size=self.batch_size):
             yield (xb if self.augment is None else self.augment(xb, self.generator)), *rest
 
 

@@ -225,3 +225,13 @@ def test_fused_adam_trains_like_plain_adam():
         runs.append([train.train_epoch(model, opt, train.Batches(x, y, batch_size=32, generator=gen))[0]
                      for _ in range(3)])
     assert runs[0] == pytest.approx(runs[1], rel=1e-5) and runs[0][2] < runs[0][0]
+
+
+def test_batches_order_is_the_order_a_pass_uses():
+    """fit_stacked reads a model's order with Batches.order(): the rows a pass yields, in that order."""
+    x, y = torch.arange(10.0).unsqueeze(1), torch.arange(10)
+    a, b = train.Batches(x, y, batch_size=4, generator=torch.Generator().manual_seed(3)), \
+        train.Batches(x, y, batch_size=4, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(torch.cat([yb for _, yb in a]), b.order())
+    with pytest.raises(ValueError, match="same length"):
+        train.Batches(x, y[:9])
