@@ -18,6 +18,8 @@ Every training loop of the series is measured against the machine's own limit:
    are kept: pytorch/examples' textbook MNIST loop (torchvision dataset + DataLoader, batch 64)
    against kdlib's loop for the seed teacher, and a 784-16-10 student epoch on cached teacher
    logits against a teacher forward on every batch (a fraction of the epoch, scaled to 48,000);
+   and notebook 03's blog-teacher trunk with kdlib's allocator setting and with glibc's default
+   (``kdlib.config.reuse_freed_memory``, in two fresh processes);
 4. wall time of every notebook in fast mode (run now with nbclient, unless ``--skip-notebooks``)
    and in full mode (as recorded by the last `make notebooks` in bench/notebook_times.json), and
    the per-part wall times a notebook printed in its committed full-length run.
@@ -31,6 +33,7 @@ import argparse
 import json
 import os
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -425,36 +428,73 @@ def distillation_rows(rate: float, x: torch.Tensor, y: torch.Tensor, student_ips
 def stacked_rows(rate: float, x: torch.Tensor, y: torch.Tensor, singles: dict) -> list[Row]:
     """Notebook 03's tiny students as it trains them: five seeds as one stacked run
     (:func:`kdlib.stacked.fit_stacked`), in images/s over all five models; ``singles``: the one-model
-    rates of the same loops (images/s), for the speed-up. The weak student's loss runs the blog
-    teacher's head with :class:`~kdlib.models.ByteDropout` (notebook 03's fast head)."""
+    rates of the same loops (images/s), for the speed-up. The weak student's soft targets come from
+    the blog teacher's head with :class:`~kdlib.models.ByteDropout` (notebook 03's fast head) as
+    ``fit_stacked``'s ``targets``: a new draw for every row, per model and epoch (its FLOPs are
+    counted as the head running inside the loss, the same count per image)."""
     from kdlib import as_written, stacked
 
     st, k = recipes.STUDENT, 5
     logits = torch.randn(len(y), 10)
     _, blog_head = as_written.split_at_dropout(models.BlogTeacherNet())
+    fast_head = models.fast_dropout(blog_head)
     blog_x = x.mul(0.3081).add(0.1307)  # pixels / 255, near enough for timing
-    cases = [("784-16-10 student", models.StudentNet, (x, y, logits), st.batch_size,
-              recipes.student_loss("hard+soft"), 1e-3, 3000),
+    kd = recipes.student_loss("hard+soft")
+    cases = [("784-16-10 student", models.StudentNet, (x, y, logits), st.batch_size, kd, None, kd, 1e-3, 3000),
              ("blog's weak student", models.WeakStudentNet, (blog_x, y, torch.randn(len(y), 1024)), 32,
-              weak_student_loss(models.fast_dropout(blog_head)), 1e-4, 1500)]
+              lambda z, yb, v: losses.distillation_loss(z, v, yb, 5.0, 0.7), fast_head,
+              weak_student_loss(fast_head), 1e-4, 1500)]
     rows = []
-    for name, make, tensors, batch, loss_fn, lr, n in cases:
+    for name, make, tensors, batch, loss_fn, targets, flops_loss, lr, n in cases:
         part = tuple(t[:n] for t in tensors)
 
-        def run(part=part, make=make, batch=batch, loss_fn=loss_fn, lr=lr):
+        def run(part=part, make=make, batch=batch, loss_fn=loss_fn, targets=targets, lr=lr):
             ms = [make() for _ in range(k)]
             bs = [train.Batches(*part, batch_size=batch, generator=torch.Generator().manual_seed(i)) for i in range(k)]
             start = time.perf_counter()
             stacked.fit_stacked(ms, lambda p: torch.optim.Adam(p, lr=lr, fused=True), bs, epochs=1,
-                                loss_fn=loss_fn, desc=None)
+                                loss_fn=loss_fn, targets=targets, desc=None)
             return time.perf_counter() - start
         run()  # warm-up
         ips = k * n / min(run(), run())
-        flops = step_flops(make(), tuple(t[:batch] for t in tensors), loss_fn)
+        flops = step_flops(make(), tuple(t[:batch] for t in tensors), flops_loss)
         single = singles.get(name)
         note = f"{single and ips / single:.1f}x one model at a time" if single else ""
         rows.append(Row(f"03: {name}, {k} seeds stacked (kdlib.stacked)", batch, flops / 1e9, ips,
                         ips * flops / (rate * 1e9), note))
+        print(rows[-1].markdown(), flush=True)
+    return rows
+
+
+ALLOCATOR_PROBE = """
+import time, torch
+from kdlib import as_written, config, models, train
+trunk, _ = as_written.split_at_dropout(models.BlogTeacherNet().to(memory_format=torch.channels_last))
+x = torch.rand(3000, 1, 28, 28)
+train.predict_logits(trunk, x[:1000])
+start = time.perf_counter()
+train.predict_logits(trunk, x)
+print(config.MALLOC_TUNED, len(x) / (time.perf_counter() - start))
+"""
+
+
+def allocator_rows(rate: float) -> list[Row]:
+    """Notebook 03's blog-teacher trunk over 3,000 images (``predict_logits``, batches of 1000,
+    channels_last) in two fresh processes: with kdlib's allocator setting
+    (:func:`kdlib.config.reuse_freed_memory`) and with glibc's default (``KDLIB_MALLOC=0``)."""
+    from kdlib import as_written
+
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        as_written.split_at_dropout(models.BlogTeacherNet())[0](torch.rand(10, 1, 28, 28))
+    flops = counter.get_total_flops() / 10
+    rows = []
+    for setting, env in [("kdlib's allocator setting", "1"), ("glibc's default allocator, KDLIB_MALLOC=0", "0")]:
+        out = subprocess.run([sys.executable, "-c", ALLOCATOR_PROBE], capture_output=True, text=True, check=True,
+                             env=os.environ | {"KDLIB_MALLOC": env}, cwd=ROOT)
+        tuned, ips = out.stdout.split()
+        rows.append(Row(f"03: blog teacher trunk, inference ({setting})", 1000, flops / 1e9, float(ips),
+                        float(ips) * flops / (rate * 1e9), f"allocator tuned: {tuned}; 70k images: "
+                        f"{70000 / float(ips):.0f} s"))
         print(rows[-1].markdown(), flush=True)
     return rows
 
@@ -575,6 +615,7 @@ def main(argv: list[str] | None = None) -> dict:
             singles = {"784-16-10 student": next(r.images_per_s for r in rows if "784-16-10 student, cached" in r.loop),
                        "blog's weak student": rows[-1].images_per_s}
             rows += stacked_rows(rate, x, y, singles)
+            rows += allocator_rows(rate)
     # the limit again, after the loops: the machine's limit is the best of both measurements (on a
     # busy machine one of them may have caught a bad moment); the fractions are recomputed with it
     after = matmul_gflops()

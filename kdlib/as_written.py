@@ -5,28 +5,18 @@ Both teachers run with dropout on while the student learns (the seed left its te
 ``train()`` mode; the blog's functional dropout ignores ``eval()``), so their soft targets change on
 every batch. The layers before a teacher's first dropout are deterministic, though: they run once
 over the whole training set (:func:`split_at_dropout`, then :func:`kdlib.train.predict_logits` on
-the trunk), and each batch draws dropout on the cached features and runs only the rest.
+the trunk), and each batch draws dropout on the cached features and runs only the rest, the head:
+``kdlib.stacked.fit_stacked(..., targets=head)`` runs it once per step for all the models' rows and
+hands its logits ``v`` to the losses below, which are plain functions of ``(z, y, v)``.
 """
 from __future__ import annotations
 
 import warnings
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .models import AlwaysDropout
-from .train import torch_threads
-
-# PyTorch's thread count when kdlib was imported: a teacher's head is no tiny model, even inside a
-# stacked run of tiny students that runs on one thread (kdlib.train.auto_threads)
-HEAD_THREADS = torch.get_num_threads()
-
-
-def _head(head: nn.Module, features: torch.Tensor) -> torch.Tensor:
-    """The teacher's soft-target logits ``head(features)``: no gradients, all of the CPU's threads."""
-    with torch.no_grad(), torch_threads(HEAD_THREADS):
-        return head(features)
 
 
 def split_at_dropout(model: nn.Sequential) -> tuple[nn.Sequential, nn.Sequential]:
@@ -38,20 +28,18 @@ def split_at_dropout(model: nn.Sequential) -> tuple[nn.Sequential, nn.Sequential
     raise ValueError("model has no dropout layer: nothing random to split off")
 
 
-def seed_loss(head: nn.Sequential, T: float = 2.0, alpha: float = 0.8):
-    """The seed experiment's hard+soft loss as written, for ``loss_fn(z, y, features)``:
+def seed_loss(T: float = 2.0, alpha: float = 0.8):
+    """The seed experiment's hard+soft loss as written, as ``loss_fn(z, y, v)``:
 
         alpha * T^2 * KLDivLoss()(log_softmax(z/T), softmax(v/T)) + (1 - alpha) * CE(z, y),
 
     where ``KLDivLoss()`` has its default reduction ``'mean'`` (over the batch *and* the C classes:
-    1/C of the KL divergence), and ``v = head(features)`` with the teacher's head in train mode
-    (dropout on, new draws on every batch). ``features``: the teacher's cached trunk outputs.
+    1/C of the KL divergence). The seed's ``v``: its teacher in train mode, dropout on, new draws on
+    every batch (in notebook 03, the teacher's head as ``fit_stacked``'s ``targets``).
     """
     kl_mean = nn.KLDivLoss()  # reduction='mean', as the seed wrote it
 
-    def loss_fn(z, y, features):
-        head.train()  # the seed's teacher was never put in eval mode
-        v = _head(head, features)
+    def loss_fn(z, y, v):
         with warnings.catch_warnings():  # torch warns that 'mean' is not the KL: that is the point
             warnings.filterwarnings("ignore", message="reduction: 'mean' divides")
             soft = kl_mean(F.log_softmax(z / T, dim=1), F.softmax(v / T, dim=1)) * T * T
@@ -59,8 +47,8 @@ def seed_loss(head: nn.Sequential, T: float = 2.0, alpha: float = 0.8):
     return loss_fn
 
 
-def blog_loss(head: nn.Sequential, T: float = 5.0, alpha: float = 0.7):
-    """The seed blog's loss as written, for ``loss_fn(z, y, features)``:
+def blog_loss(T: float = 5.0, alpha: float = 0.7):
+    """The seed blog's loss as written, as ``loss_fn(z, y, v)``:
 
         (1 - alpha) * CE(z, y) + alpha * KLDivLoss(reduction='batchmean')(softmax(z/T), softmax(v/T))
 
@@ -68,11 +56,10 @@ def blog_loss(head: nn.Sequential, T: float = 5.0, alpha: float = 0.7):
     and no T^2. KLDivLoss(input=q, target=p) computes 1/N sum_n sum_c p (log p - q): its gradient
     is dL/dz_j = -(alpha / (N T)) q_j (p_j - sum_c p_c q_c), which raises the probability the
     student gives the teacher's likely classes, not a match of the two distributions.
-    ``v = head(features)``: the blog teacher's head, whose dropout is on whatever its mode.
+    The blog's ``v``: its teacher, whose functional dropout is on whatever its mode.
     """
     kl = nn.KLDivLoss(reduction="batchmean")
 
-    def loss_fn(z, y, features):
-        v = _head(head, features)
+    def loss_fn(z, y, v):
         return (1 - alpha) * F.cross_entropy(z, y) + alpha * kl(F.softmax(z / T, dim=1), F.softmax(v / T, dim=1))
     return loss_fn

@@ -113,11 +113,12 @@ def train_mnist_student(loss_fn, train_data, val_data, seed: int, max_epochs: in
     return model, hist
 
 
-def train_mnist_students(loss_fn, train_data, val_data, seeds, desc: str | None = "students") -> list:
+def train_mnist_students(loss_fn, train_data, val_data, seeds, desc: str | None = "students", targets=None) -> list:
     """:func:`train_mnist_student` for each of ``seeds`` (the same initial weights and batches per
     seed), trained together as one stacked run (:func:`kdlib.stacked.fit_stacked`; ``make bench``
     measures the speed-up). ``loss_fn``: one loss, or a list of one per seed (a seed may repeat,
-    e.g. three losses over the same five seeds). Returns ``[(model, history), ...]`` in the order of ``seeds``."""
+    e.g. three losses over the same five seeds); ``targets``: as in ``fit_stacked`` (a teacher's head
+    run on every batch). Returns ``[(model, history), ...]`` in the order of ``seeds``."""
     s = STUDENT
     students, batches = [], []
     for seed in seeds:
@@ -125,7 +126,7 @@ def train_mnist_students(loss_fn, train_data, val_data, seeds, desc: str | None 
         students.append(models.StudentNet())
         batches.append(train.Batches(*train_data, batch_size=s.batch_size, generator=gen))
     hists = stacked.fit_stacked(students, lambda p: torch.optim.Adam(p, lr=s.lr, fused=True), batches, val_data,
-                                epochs=s.max_epochs, loss_fn=loss_fn, desc=desc,
+                                epochs=s.max_epochs, loss_fn=loss_fn, desc=desc, targets=targets,
                                 early_stopping=[train.EarlyStopping(s.patience, s.min_delta) for _ in seeds])
     return list(zip(students, hists))
 

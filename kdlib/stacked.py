@@ -14,6 +14,9 @@ separate :func:`~kdlib.train.fit` runs): the optimizer acts element by element (
 and ``loss_fn`` is a mean over the rows of its batch (every loss in :mod:`kdlib.losses` and
 :mod:`kdlib.as_written`): then K times the loss of the K batches together is the sum of the K
 models' own losses, and each model's weights get the gradient of its own loss only.
+
+A teacher that must run on every batch (its dropout on: :mod:`kdlib.as_written`) runs instead
+once per epoch and model over the whole training set, in order (``targets``).
 """
 from __future__ import annotations
 
@@ -26,9 +29,14 @@ from tqdm.auto import tqdm
 from .models import WindowConv2d
 from .train import auto_threads, cross_entropy, evaluate, torch_threads
 
+# PyTorch's thread count when kdlib was imported: a teacher's head (``targets``) is no tiny model,
+# even inside a stacked run of tiny students that runs on one thread (kdlib.train.auto_threads)
+ALL_THREADS = torch.get_num_threads()
+
 
 def fit_stacked(models: list, make_optimizer, trains: list, val=None, *, epochs: int,
-                loss_fn=cross_entropy, early_stopping: list | None = None, desc: str | None = "training") -> list:
+                loss_fn=cross_entropy, early_stopping: list | None = None, targets=None,
+                desc: str | None = "training") -> list:
     """:func:`kdlib.train.fit` for K models of one architecture at once; returns their K histories.
 
     ``make_optimizer(params)``: an element-wise optimizer (or a scheduler around one) over the
@@ -38,6 +46,12 @@ def fit_stacked(models: list, make_optimizer, trains: list, val=None, *, epochs:
     a loss object have it computed once over their rows).
     ``early_stopping``: None, or one :class:`~kdlib.train.EarlyStopping` per model: a model that
     stops keeps its best weights, as with ``fit``, while the others train on.
+    ``targets``: None, or a module that turns the data's last tensor into what the losses get in its
+    place, run without gradients on all of the CPU's threads: e.g. a teacher's head with its dropout
+    on, over the cached trunk outputs (:mod:`kdlib.as_written`). At the start of every epoch it runs
+    over all the rows once per model, in order (no gather of the large inputs per batch): each model
+    gets a new draw for every row each epoch, as when a teacher runs on each batch, since each row
+    comes once per epoch. On the validation data it runs once per epoch, a draw that scores all K.
     In each history ``train_acc``, ``val_loss`` and ``val_acc`` are the model's own; ``train_loss``
     is the mean over the models that share its loss (computed as one) and ``seconds`` the stacked
     epoch's time. The models are updated in place.
@@ -67,7 +81,7 @@ def fit_stacked(models: list, make_optimizer, trains: list, val=None, *, epochs:
     scheduler = optimizer if isinstance(optimizer, torch.optim.lr_scheduler.LRScheduler) else None
     optimizer = scheduler.optimizer if scheduler else optimizer
     base = models[0]
-    forward = _bmm_forward(base) or vmap(lambda p, x: functional_call(base, p, (x,)))
+    prepare, forward = _bmm_forward(base) or (lambda x: x, vmap(lambda p, x: functional_call(base, p, (x,))))
     groups = {}  # loss object -> the models that use it
     for i, fn in enumerate(loss_fns):
         groups.setdefault(id(fn), (fn, []))[1].append(i)
@@ -76,6 +90,9 @@ def fit_stacked(models: list, make_optimizer, trains: list, val=None, *, epochs:
                else torch.tensor(rows)) for fn, rows in groups.values()]
     group_of = {i: g for g, (_, rows, _) in enumerate(groups) for i in rows}
     n_rows = len(tensors[0])
+    data, given = (tensors[:-1], tensors[-1]) if targets is not None else (tensors, None)
+    data = (prepare(data[0]), *data[1:])
+    model_rows = torch.arange(k)[:, None]
     hists = [{key: [] for key in ("train_loss", "train_acc", "val_loss", "val_acc", "seconds")} for _ in models]
     active = list(range(k))
     bar = tqdm(total=epochs * len(trains[0]), desc=desc, unit="batch", disable=desc is None)
@@ -84,12 +101,18 @@ def fit_stacked(models: list, make_optimizer, trains: list, val=None, *, epochs:
             start = time.perf_counter()
             base.train()
             orders = torch.stack([t.order() for t in trains])  # each model's own order, as alone
+            if targets is not None:  # a new draw of the teacher's outputs for every row, per model
+                drawn = {i: _run(targets, given) for i in active}
+                per_model = torch.stack([drawn.get(i, per_model[i] if epoch else None) for i in range(k)])
             totals = torch.zeros(len(groups))
             correct = torch.zeros(k, dtype=torch.long)
             n = 0
             for first in range(0, n_rows, batch_size):
                 idx = orders[:, first:first + batch_size]  # (K, B): one gather for the K batches
-                xb, yb, *extra = (t[idx] for t in tensors)
+                flat = idx.flatten()  # index_select: 2x faster than t[idx] here
+                xb, yb, *extra = (t.index_select(0, flat).view(*idx.shape, *t.shape[1:]) for t in data)
+                if targets is not None:
+                    extra.append(per_model[model_rows, idx])
                 logits = forward(params, xb)
                 loss = 0
                 for g, (fn, rows, sel) in enumerate(groups):
@@ -106,13 +129,14 @@ def fit_stacked(models: list, make_optimizer, trains: list, val=None, *, epochs:
             if scheduler is not None:
                 scheduler.step()
             seconds = time.perf_counter() - start
+            val_data = val if targets is None or val is None else (*val[:-1], _run(targets, val[-1]))
             for i in list(active):
                 _copy_into(models[i], params, i)
                 h = hists[i]
                 h["train_loss"].append(float(totals[group_of[i]]) / n)
                 h["train_acc"].append(float(correct[i]) / n)
                 if val is not None:
-                    vl, va = evaluate(models[i], *val, loss_fn=loss_fns[i])
+                    vl, va = evaluate(models[i], *val_data, loss_fn=loss_fns[i])
                     h["val_loss"].append(vl)
                     h["val_acc"].append(va)
                 h["seconds"].append(seconds)
@@ -130,11 +154,19 @@ def fit_stacked(models: list, make_optimizer, trains: list, val=None, *, epochs:
     return hists
 
 
+def _run(module, x: torch.Tensor, chunk: int = 1000) -> torch.Tensor:
+    """``module`` on the rows of ``x``, ``chunk`` rows at a time; without gradients, on all threads."""
+    with torch.no_grad(), torch_threads(ALL_THREADS):
+        return torch.cat([module(x[i:i + chunk]) for i in range(0, len(x), chunk)])
+
+
 def _bmm_forward(model: torch.nn.Module):
-    """``forward(params, x)`` for K stacked copies of ``model`` with batched matrix products, for a
-    ``Sequential`` of ``Flatten``, ``Linear``, ``ReLU`` and :class:`~kdlib.models.WindowConv2d`
-    (x is (K, B, ...)); None for any other model (:func:`fit_stacked` then uses ``vmap``, the same
-    numbers with more fixed cost per step)."""
+    """``(prepare, forward)`` for K stacked copies of ``model`` with batched matrix products, for a
+    ``Sequential`` of ``Flatten``, ``Linear``, ``ReLU`` and :class:`~kdlib.models.WindowConv2d`:
+    ``prepare(x)`` once on the whole input tensor, then ``forward(params, xb)`` on (K, B, ...)
+    batches of its rows; None for any other model (:func:`fit_stacked` then uses ``vmap``, the same
+    numbers with more fixed cost per step). ``prepare`` cuts the images into a first
+    ``WindowConv2d``'s windows once, so that no batch copies them again (else it returns x)."""
     if not isinstance(model, torch.nn.Sequential):
         return None
     layers = []
@@ -149,6 +181,17 @@ def _bmm_forward(model: torch.nn.Module):
             layers.append(("window", (name, m.kernel_size[0])))
         else:
             return None
+    grid = []  # the windows' rows and columns, where prepare cut them
+
+    def prepare(x):
+        if not layers or layers[0][0] != "window":
+            return x
+        s = layers[0][1][1]
+        n, c, h, wd = x.shape
+        if h % s or wd % s:
+            raise ValueError(f"input height and width must be multiples of {s}, got {h} x {wd}")
+        grid[:] = [h // s, wd // s]
+        return x.reshape(n, c, h // s, s, wd // s, s).permute(0, 2, 4, 1, 3, 5).reshape(n, h // s * (wd // s), c * s * s)
 
     def forward(params, x):
         for kind, arg in layers:
@@ -161,12 +204,17 @@ def _bmm_forward(model: torch.nn.Module):
             else:
                 name, s = arg
                 w, b = params[f"{name}.weight"], params[f"{name}.bias"]  # (K, out, c, s, s), (K, out)
-                kk, nb, c, h, wd = x.shape
-                win = x.reshape(kk, nb, c, h // s, s, wd // s, s).permute(0, 1, 3, 5, 2, 4, 6).reshape(kk, -1, c * s * s)
+                if x.ndim == 4:  # (K, B, windows, c s s): cut by prepare
+                    (kk, nb), (gh, gw) = x.shape[:2], grid
+                    win = x.flatten(1, 2)
+                else:
+                    kk, nb, c, h, wd = x.shape
+                    gh, gw = h // s, wd // s
+                    win = x.reshape(kk, nb, c, gh, s, gw, s).permute(0, 1, 3, 5, 2, 4, 6).reshape(kk, -1, c * s * s)
                 out = torch.baddbmm(b.unsqueeze(1), win, w.flatten(2).transpose(1, 2))  # (K, B*windows, out)
-                x = out.reshape(kk, nb, h // s, wd // s, -1).permute(0, 1, 4, 2, 3)
+                x = out.reshape(kk, nb, gh, gw, -1).permute(0, 1, 4, 2, 3)
         return x
-    return forward
+    return prepare, forward
 
 
 @torch.no_grad()

@@ -28,14 +28,14 @@ def _separate(make, seeds, data, val, loss_fn, epochs, patience):
     return out
 
 
-def _stacked(make, seeds, data, val, loss_fn, epochs, patience):
+def _stacked(make, seeds, data, val, loss_fn, epochs, patience, targets=None):
     ms, bs = [], []
     for s in seeds:
         gen = kdlib.seed_everything(s)
         ms.append(make())
         bs.append(train.Batches(*data, batch_size=32, generator=gen))
     hs = stacked.fit_stacked(ms, lambda p: torch.optim.Adam(p, lr=1e-2, fused=True), bs, val, epochs=epochs,
-                             loss_fn=loss_fn, desc=None,
+                             loss_fn=loss_fn, desc=None, targets=targets,
                              early_stopping=[train.EarlyStopping(patience, 1e-4) for _ in ms] if patience else None)
     return list(zip(ms, hs))
 
@@ -83,12 +83,16 @@ def test_batched_matmul_forward_equals_vmap(make):
     torch.manual_seed(0)
     ms = [make() for _ in range(3)]
     params = {n: torch.stack([dict(m.named_parameters())[n] for m in ms]) for n, _ in ms[0].named_parameters()}
-    x = torch.randn(3, 5, 1, 28, 28)
-    fast = stacked._bmm_forward(ms[0])
-    assert fast is not None
-    expected = torch.stack([m(xi) for m, xi in zip(ms, x)])
-    assert torch.allclose(fast(params, x), expected, atol=1e-5)
+    data = torch.randn(20, 1, 28, 28)
+    idx = torch.tensor([[3, 1, 4, 1, 5], [9, 2, 6, 5, 3], [5, 8, 9, 7, 9]])  # (K, B) rows of data
+    prepare, forward = stacked._bmm_forward(ms[0])
+    expected = torch.stack([m(data[i]) for m, i in zip(ms, idx)])
+    assert torch.allclose(forward(params, prepare(data)[idx]), expected, atol=1e-5)  # rows of the prepared data
+    assert torch.allclose(forward(params, data[idx]), expected, atol=1e-5)           # or of the images themselves
     assert stacked._bmm_forward(models.TeacherNet()) is None  # a convnet: vmap instead
+    if make is models.WeakStudentNet:
+        with pytest.raises(ValueError, match="multiples of 7"):
+            prepare(torch.zeros(2, 1, 27, 28))
 
 
 def test_stacked_train_loss_is_the_mean_over_the_models():
@@ -109,10 +113,52 @@ def test_stacked_dropout_head_loss_trains_each_model_on_its_own_batches():
     trunk, head = as_written.split_at_dropout(teacher)
     x, y, _ = _data(128)
     f = train.predict_logits(trunk, x)
-    runs = _stacked(models.StudentNet, [0, 1], (x, y, f), None, as_written.seed_loss(models.fast_dropout(head)), 2, None)
+    runs = _stacked(models.StudentNet, [0, 1], (x, y, f), None, as_written.seed_loss(), 2, None,
+                    targets=models.fast_dropout(head).train())
     w0, w1 = (m.state_dict()["1.weight"] for m, _ in runs)
     assert not torch.allclose(w0, w1)
     assert all(h["train_loss"][1] < h["train_loss"][0] for _, h in runs)
+
+
+def test_targets_equal_a_loss_that_runs_the_head_itself():
+    """``targets``: the head runs once per step on the K batches (and once per epoch on the
+    validation data) and the losses get its outputs: the same runs as losses that call it per model."""
+    torch.manual_seed(0)
+    head = torch.nn.Sequential(torch.nn.Linear(32, 10), torch.nn.Tanh())  # deterministic: comparable
+    x, y, _ = _data(256)
+    f = torch.randn(256, 32)
+    val = (x[:64], y[:64], f[:64])
+    kd = recipes.student_loss("hard+soft")
+
+    def head_inside(z, yb, fb):
+        with torch.no_grad():
+            v = head(fb)
+        return kd(z, yb, v)
+    inside = _stacked(models.StudentNet, [0, 1], (x, y, f), val, head_inside, 3, 1)
+    once = _stacked(models.StudentNet, [0, 1], (x, y, f), val, kd, 3, 1, targets=head)
+    for (m1, h1), (m2, h2) in zip(inside, once):
+        assert h1["val_loss"] == pytest.approx(h2["val_loss"], rel=1e-5)
+        assert h1["train_loss"] == pytest.approx(h2["train_loss"], rel=1e-5)
+        for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
+            assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_targets_draw_dropout_per_row():
+    """A dropout head as ``targets``: every model's rows get their own draws, though the K models
+    read the same features."""
+    seen = []
+
+    def record(z, yb, v):
+        seen.append(v.detach().view(2, -1, v.shape[-1]))  # (K, B, C): K = 2 models
+        return train.cross_entropy(z, yb)
+    x, y, _ = _data(64)
+    f = torch.ones(64, 10)
+    _stacked(models.StudentNet, [0, 0], (x, y, f), None, record, 1, None,  # the same seed: the same rows
+             targets=models.ByteDropout(0.5).train())
+    first = seen[0]
+    assert ((first == 0) | (first == 2)).all()          # dropout on the features, kept ones scaled
+    assert not torch.equal(first[0], first[1])           # each model its own mask
+    assert 0.3 < (first == 0).float().mean() < 0.7
 
 
 def test_fit_stacked_refuses_mismatched_arguments():

@@ -235,3 +235,24 @@ def test_batches_order_is_the_order_a_pass_uses():
     assert torch.equal(torch.cat([yb for _, yb in a]), b.order())
     with pytest.raises(ValueError, match="same length"):
         train.Batches(x, y[:9])
+
+
+def test_allocator_setting_applies_on_linux_glibc_unless_switched_off(monkeypatch):
+    """kdlib.config.reuse_freed_memory: mallopt succeeds where glibc is (this CI's Linux), and
+    KDLIB_MALLOC=0 leaves the allocator alone."""
+    import ctypes
+    import sys
+
+    from kdlib import config
+    try:
+        ctypes.CDLL("libc.so.6").mallopt
+        glibc = sys.platform.startswith("linux")
+    except (OSError, AttributeError):
+        glibc = False
+    monkeypatch.delenv("KDLIB_MALLOC", raising=False)
+    assert config.reuse_freed_memory() is glibc
+    monkeypatch.setenv("KDLIB_MALLOC", "0")
+    assert config.reuse_freed_memory() is False
+    monkeypatch.setenv("KDLIB_MALLOC", "maybe")
+    with pytest.raises(ValueError, match="KDLIB_MALLOC"):
+        config.reuse_freed_memory()
