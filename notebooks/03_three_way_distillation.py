@@ -205,7 +205,12 @@ plots.plot_history({k: histories[k][0] for k in KINDS}, keys=("acc",),
 # the teacher's layers *before its first dropout* (two convolutions and the max-pool) are
 # deterministic: their outputs for the whole training set were computed once above (`trunk`), and
 # each batch draws dropout on those cached features and runs only the rest of the teacher (`head`;
-# tested to equal the full teacher in train mode for the same random state). Drawing the dropout
+# tested to equal the full teacher in train mode for the same random state). The stacked run
+# (`targets=`) goes one step further: at the start of every epoch it runs the head over the whole
+# training split once per student, in order, with new dropout draws, and the batches read those
+# logits as they read cached ones. That is what the seed's teacher gave: each image comes once per
+# epoch, and each time with its own draw. On the validation features it draws once per epoch, for
+# all five students. `as_written.seed_loss` is the seed's formula on the logits the head gave. Drawing the dropout
 # masks of 9,216 features per image is then a large part of the work: `models.fast_dropout` swaps
 # PyTorch's dropout for one that draws its masks from random bytes (the same distribution; the cell
 # times both, beside the head's 9216 x 128 layer on the same batch). So the seed's loss runs with
@@ -230,8 +235,9 @@ print(f"the head's {head[2].in_features} x {head[2].out_features} layer on the s
       f"{(time.perf_counter() - t0) / 20 * 1e3:.1f} ms")
 head.eval()
 start = time.perf_counter()
-runs = recipes.train_mnist_students(as_written.seed_loss(fast_head, S.T, S.alpha), (x_tr, y_tr, f_tr),
-                                    (x_va, y_va, f_va), SEEDS, desc=f"seed's loss, seeds {SEEDS}")
+fast_head.train()  # the seed's teacher was never put in eval mode: its dropout is on
+runs = recipes.train_mnist_students(as_written.seed_loss(S.T, S.alpha), (x_tr, y_tr, f_tr), (x_va, y_va, f_va),
+                                    SEEDS, desc=f"seed's loss, seeds {SEEDS}", targets=fast_head)
 seed_results = [train.evaluate(student, x_te, y_te)[1] for student, _ in runs]
 print(f"{len(SEEDS)} runs in {time.perf_counter() - start:.0f} s")
 ci_seed = stats.paired_ci(np.array(seed_results) * 100, hs * 100)
@@ -257,8 +263,9 @@ display(Markdown(
 # distillation (`BLOG` below). We run the blog's setting as its code wrote it: inputs
 # `ToTensor()` only (pixels / 255), batch 32, Adam $10^{-4}$, 5 epochs on all training images,
 # test accuracy after every epoch, and the blog's teacher, whose functional dropout stays on after
-# `eval()` (so its soft targets change on every batch: its trunk is cached as above, and dropout and
-# the last layer run per batch). Four students, the same seeds for each:
+# `eval()` (so its soft targets change every time: its trunk is cached as above, and dropout and
+# the last layer run anew for every student and epoch, `targets=` as above). Four students, the
+# same seeds for each:
 #
 # | student | loss |
 # |---|---|
@@ -298,17 +305,15 @@ print(f"blog teacher test accuracy with its dropout on (as the blog measured): "
 
 
 def kl_loss(t_squared: bool):
-    """(c) and (d): 0.3 CE + 0.7 (T^2) KL(p || q), p from the blog teacher with its dropout on."""
-    def loss_fn(z, y, f):
-        with torch.no_grad():
-            v = bhead_fast(f)
+    """(c) and (d): 0.3 CE + 0.7 (T^2) KL(p || q), p = softmax(v / T) from the blog teacher's logits v."""
+    def loss_fn(z, y, v):
         return losses.distillation_loss(z, v, y, BLOG_T, BLOG_ALPHA) if t_squared else \
             BLOG_ALPHA * losses.soft_target_loss(z, v, BLOG_T) / BLOG_T ** 2 + (1 - BLOG_ALPHA) * F.cross_entropy(z, y)
     return loss_fn
 
 
 VARIANTS = {"(a) labels only": train.cross_entropy,
-            "(b) blog's loss as written": as_written.blog_loss(bhead_fast, BLOG_T, BLOG_ALPHA),
+            "(b) blog's loss as written": as_written.blog_loss(BLOG_T, BLOG_ALPHA),
             "(c) KL, no T^2": kl_loss(False), "(d) KL with T^2": kl_loss(True)}
 start = time.perf_counter()
 students, batches, loss_fns = [], [], []
@@ -318,11 +323,12 @@ for name, loss_fn in VARIANTS.items():
         students.append(models.WeakStudentNet())
         batches.append(train.Batches(bx, by, bf, batch_size=BLOG_BATCH, generator=gen))
         loss_fns.append(loss_fn)
-# the 20 students as one stacked run; Adam as one fused kernel. The "val" slot holds the test
-# set: the blog reports test accuracy after every epoch
+# the 20 students as one stacked run; Adam as one fused kernel; the teacher's head (its dropout
+# on) draws every image's logits anew per student and epoch. The "val" slot holds the test set:
+# the blog reports test accuracy after every epoch
 hists = stacked.fit_stacked(students, lambda p: torch.optim.Adam(p, lr=BLOG_LR, fused=True), batches,
                             (bxt, byt, bft), epochs=kdlib.pick(BLOG_EPOCHS, 1), loss_fn=loss_fns,
-                            desc=f"weak students, {len(VARIANTS)} losses x seeds {SEEDS}")
+                            targets=bhead_fast, desc=f"weak students, {len(VARIANTS)} losses x seeds {SEEDS}")
 weak = {name: [h["val_acc"] for h in hists[i * len(SEEDS):(i + 1) * len(SEEDS)]]  # per seed, per epoch
         for i, name in enumerate(VARIANTS)}
 print(f"{len(students)} weak students in {time.perf_counter() - start:.0f} s")
