@@ -102,8 +102,8 @@ def fit_stacked(models: list, make_optimizer, trains: list, val=None, *, epochs:
             base.train()
             orders = torch.stack([t.order() for t in trains])  # each model's own order, as alone
             if targets is not None:  # a new draw of the teacher's outputs for every row, per model
-                drawn = {i: _run(targets, given) for i in active}
-                per_model = torch.stack([drawn.get(i, per_model[i] if epoch else None) for i in range(k)])
+                # (a model that stopped early keeps its last draw: its steps are thrown away)
+                per_model = torch.stack([_run(targets, given) if i in active else per_model[i] for i in range(k)])
             totals = torch.zeros(len(groups))
             correct = torch.zeros(k, dtype=torch.long)
             n = 0

@@ -256,3 +256,30 @@ def test_allocator_setting_applies_on_linux_glibc_unless_switched_off(monkeypatc
     monkeypatch.setenv("KDLIB_MALLOC", "maybe")
     with pytest.raises(ValueError, match="KDLIB_MALLOC"):
         config.reuse_freed_memory()
+
+
+ALLOCATOR_RUN = """
+import torch
+from kdlib import config, models, train
+torch.manual_seed(0)
+teacher = models.TeacherNet().to(memory_format=torch.channels_last)
+x, y = torch.randn(128, 1, 28, 28), torch.randint(0, 10, (128,))
+opt = torch.optim.Adadelta(teacher.parameters(), lr=1.0)
+losses = [train.train_epoch(teacher, opt, train.Batches(x, y, batch_size=64, generator=torch.Generator().manual_seed(1)))[0]
+          for _ in range(2)]
+out = train.predict_logits(teacher, torch.randn(1000, 1, 28, 28))  # a batch of 1000: 86 MB blocks
+print(config.MALLOC_TUNED, *losses, out.double().sum().item())
+"""
+
+
+def test_allocator_setting_changes_no_number():
+    """The same training steps and predictions, to the last bit, with kdlib's allocator setting and
+    with glibc's default (two fresh processes)."""
+    import os
+    import subprocess
+    import sys
+
+    runs = [subprocess.run([sys.executable, "-c", ALLOCATOR_RUN], capture_output=True, text=True, check=True,
+                           env=os.environ | {"KDLIB_MALLOC": flag}).stdout.split() for flag in ("1", "0")]
+    assert runs[1][0] == "False"
+    assert runs[0][1:] == runs[1][1:]
