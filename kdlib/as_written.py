@@ -5,9 +5,10 @@ Both teachers run with dropout on while the student learns (the seed left its te
 ``train()`` mode; the blog's functional dropout ignores ``eval()``), so their soft targets change on
 every batch. The layers before a teacher's first dropout are deterministic, though: they run once
 over the whole training set (:func:`split_at_dropout`, then :func:`kdlib.train.predict_logits` on
-the trunk), and each batch draws dropout on the cached features and runs only the rest, the head:
-``kdlib.stacked.fit_stacked(..., targets=head)`` runs it once per step for all the models' rows and
-hands its logits ``v`` to the losses below, which are plain functions of ``(z, y, v)``.
+the trunk), and only the rest, the head, runs with new dropout draws on the cached features:
+``kdlib.stacked.fit_stacked(..., targets=head)`` draws every image's logits ``v`` anew for each
+student and epoch (each image comes once per epoch) and hands them to the losses below, which are
+plain functions of ``(z, y, v)``.
 """
 from __future__ import annotations
 

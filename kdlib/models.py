@@ -122,13 +122,19 @@ class WindowConv2d(nn.Conv2d):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int):
         super().__init__(in_channels, out_channels, kernel_size, stride=kernel_size)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def windows(self, x: torch.Tensor) -> torch.Tensor:
+        """The k x k windows of x (n, c, h, w) as rows: (n, h/k * w/k, c k k), each row in the order
+        of the weight's entries."""
         n, c, h, w = x.shape
         k = self.kernel_size[0]
         if h % k or w % k:
             raise ValueError(f"input height and width must be multiples of {k}, got {h} x {w}")
-        windows = x.reshape(n, c, h // k, k, w // k, k).permute(0, 2, 4, 1, 3, 5).reshape(n, -1, c * k * k)
-        out = windows @ self.weight.reshape(self.out_channels, -1).T + self.bias  # (n, windows, c_out)
+        return x.reshape(n, c, h // k, k, w // k, k).permute(0, 2, 4, 1, 3, 5).reshape(n, -1, c * k * k)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        k = self.kernel_size[0]
+        out = self.windows(x) @ self.weight.reshape(self.out_channels, -1).T + self.bias  # (n, windows, c_out)
         return out.transpose(1, 2).reshape(n, self.out_channels, h // k, w // k)
 
 

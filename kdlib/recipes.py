@@ -117,8 +117,8 @@ def train_mnist_students(loss_fn, train_data, val_data, seeds, desc: str | None 
     """:func:`train_mnist_student` for each of ``seeds`` (the same initial weights and batches per
     seed), trained together as one stacked run (:func:`kdlib.stacked.fit_stacked`; ``make bench``
     measures the speed-up). ``loss_fn``: one loss, or a list of one per seed (a seed may repeat,
-    e.g. three losses over the same five seeds); ``targets``: as in ``fit_stacked`` (a teacher's head
-    run on every batch). Returns ``[(model, history), ...]`` in the order of ``seeds``."""
+    e.g. three losses over the same five seeds); ``targets``: as in ``fit_stacked`` (a dropout
+    teacher's head, drawn anew for every image, student and epoch). Returns ``[(model, history), ...]`` in the order of ``seeds``."""
     s = STUDENT
     students, batches = [], []
     for seed in seeds:

@@ -178,7 +178,7 @@ def _bmm_forward(model: torch.nn.Module):
         elif type(m) is torch.nn.Linear and m.bias is not None:
             layers.append(("linear", name))
         elif type(m) is WindowConv2d:
-            layers.append(("window", (name, m.kernel_size[0])))
+            layers.append(("window", (name, m)))
         else:
             return None
     grid = []  # the windows' rows and columns, where prepare cut them
@@ -186,12 +186,9 @@ def _bmm_forward(model: torch.nn.Module):
     def prepare(x):
         if not layers or layers[0][0] != "window":
             return x
-        s = layers[0][1][1]
-        n, c, h, wd = x.shape
-        if h % s or wd % s:
-            raise ValueError(f"input height and width must be multiples of {s}, got {h} x {wd}")
-        grid[:] = [h // s, wd // s]
-        return x.reshape(n, c, h // s, s, wd // s, s).permute(0, 2, 4, 1, 3, 5).reshape(n, h // s * (wd // s), c * s * s)
+        s = layers[0][1][1].kernel_size[0]
+        grid[:] = [x.shape[2] // s, x.shape[3] // s]
+        return layers[0][1][1].windows(x)
 
     def forward(params, x):
         for kind, arg in layers:
@@ -202,15 +199,15 @@ def _bmm_forward(model: torch.nn.Module):
             elif kind == "linear":
                 x = torch.baddbmm(params[f"{arg}.bias"].unsqueeze(1), x, params[f"{arg}.weight"].transpose(1, 2))
             else:
-                name, s = arg
+                name, m = arg
                 w, b = params[f"{name}.weight"], params[f"{name}.bias"]  # (K, out, c, s, s), (K, out)
+                kk, nb = x.shape[:2]
                 if x.ndim == 4:  # (K, B, windows, c s s): cut by prepare
-                    (kk, nb), (gh, gw) = x.shape[:2], grid
-                    win = x.flatten(1, 2)
-                else:
-                    kk, nb, c, h, wd = x.shape
-                    gh, gw = h // s, wd // s
-                    win = x.reshape(kk, nb, c, gh, s, gw, s).permute(0, 1, 3, 5, 2, 4, 6).reshape(kk, -1, c * s * s)
+                    gh, gw = grid
+                else:  # (K, B, c, h, w): images
+                    gh, gw = x.shape[3] // m.kernel_size[0], x.shape[4] // m.kernel_size[0]
+                    x = m.windows(x.flatten(0, 1)).view(kk, nb, gh * gw, -1)
+                win = x.flatten(1, 2)
                 out = torch.baddbmm(b.unsqueeze(1), win, w.flatten(2).transpose(1, 2))  # (K, B*windows, out)
                 x = out.reshape(kk, nb, gh, gw, -1).permute(0, 1, 4, 2, 3)
         return x
