@@ -4,14 +4,16 @@
 with the data, e.g. cached teacher logits: a frozen teacher runs once, in :func:`predict_logits`.
 Hardware choices come from the model and :mod:`kdlib.config`, not from arguments: a model put in
 ``channels_last`` gets channels_last inputs (and bf16 autocast for training where
-:func:`kdlib.config.bf16`; predictions are always float32);
-a tiny model trains on one thread (:func:`auto_threads`).
+:func:`kdlib.config.bf16`; predictions are always float32, or float64 for a float64 model).
+The speed-ups that are not plain PyTorch (several seeds as one run, one thread for a tiny model)
+live apart, in :mod:`kdlib.fast`.
 """
 from __future__ import annotations
 
 import copy
+import numbers
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -37,8 +39,10 @@ class Batches:
 
     def __init__(self, *tensors: torch.Tensor, batch_size: int = 64,
                  generator: torch.Generator | None = None, augment=None):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not tensors:
+            raise ValueError("Batches needs at least one tensor (e.g. Batches(x, y))")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if len({len(t) for t in tensors}) > 1:
             raise ValueError(f"tensors must have the same length, got {[len(t) for t in tensors]}")
         self.tensors, self.batch_size = tensors, batch_size
@@ -75,6 +79,11 @@ def _runner(model: torch.nn.Module):
     return prepare, (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if bf16 else nullcontext
 
 
+def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    """bf16 (autocast) outputs as float32; float32 and float64 as they are."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
+
+
 def freeze(model: torch.nn.Module) -> torch.nn.Module:
     """A teacher as the students see it: float32, eval mode (no dropout), no gradients."""
     model.float().eval()
@@ -93,12 +102,13 @@ def predict_logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 10
     """
     was_training = model.training
     model.eval()
-    prepare, _ = _runner(model)
-    out = []
-    with torch_threads(auto_threads(model)):
+    try:
+        prepare, _ = _runner(model)
+        out = []
         for (xb,) in batches(x, batch_size=batch_size):
-            out.append(model(prepare(xb)).float().cpu().contiguous())  # e.g. a channels_last trunk's output
-    model.train(was_training)
+            out.append(_at_least_float32(model(prepare(xb))).cpu().contiguous())  # e.g. a channels_last trunk's output
+    finally:
+        model.train(was_training)
     return torch.cat(out)
 
 
@@ -121,8 +131,7 @@ def train_epoch(model, optimizer, train: Batches, loss_fn=cross_entropy, bar=Non
     for xb, yb, *extra in train:
         xb, yb, extra = prepare(xb), yb.to(dev), [e.to(dev) for e in extra]
         with autocast():
-            logits = model(xb)
-        logits = logits.float()
+            logits = _at_least_float32(model(xb))
         loss = loss_fn(logits, yb, *extra)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -133,33 +142,6 @@ def train_epoch(model, optimizer, train: Batches, loss_fn=cross_entropy, bar=Non
         if bar is not None:
             bar.update()
     return float(total_loss) / n, float(correct) / n
-
-
-@contextmanager
-def torch_threads(n: int | None):
-    """Run the block with ``n`` intra-op threads (``None``: leave as is), then restore."""
-    old = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-def auto_threads(model: torch.nn.Module, copies: int = 1) -> int | None:
-    """1 thread for a tiny model on the CPU (largest weight under 50,000 entries, no convolution),
-    else ``None`` (PyTorch's default). ``copies``: trained stacked as one (:mod:`kdlib.stacked`),
-    whose ops are ``copies`` times larger: the largest weight counts ``copies`` times.
-
-    A tiny network's ops are too small to split across cores; the thread hand-off costs more than it
-    saves, and on a busy 2-core machine it made a 784-16-10 epoch 50x slower (50 s against 1 s).
-    A convolution's work grows with the image, not its weights: a teacher's conv layers alone (the
-    trunk of notebook 03) are small in weights but not in work.
-    """
-    largest = copies * max(p.numel() for p in model.parameters())
-    conv = any(type(m) is torch.nn.Conv2d for m in model.modules())  # WindowConv2d is a matrix product
-    return 1 if largest < 50_000 and not conv and next(model.parameters()).device.type == "cpu" else None
 
 
 class EarlyStopping:
@@ -194,16 +176,18 @@ def fit(model, optimizer, train, val=None, *, epochs: int, loss_fn=cross_entropy
     With ``early_stopping`` the best weights (lowest validation loss) are restored at the end.
     One progress bar for the whole run (batches, with the epoch's scores); ``desc=None``: no bar.
     """
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
+        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
     if early_stopping is not None and val is None:
         raise ValueError("early_stopping needs val data")
     scheduler = optimizer if isinstance(optimizer, torch.optim.lr_scheduler.LRScheduler) else None
     optimizer = scheduler.optimizer if scheduler else optimizer
     train = train if isinstance(train, Batches) else Batches(*train)
+    if len(train.tensors[0]) == 0:
+        raise ValueError("train is empty (0 rows): nothing to train on")
     hist = {k: [] for k in ("train_loss", "train_acc", "val_loss", "val_acc", "seconds")}
     bar = tqdm(total=epochs * len(train), desc=desc, unit="batch", disable=desc is None)
-    with torch_threads(auto_threads(model)), bar:
+    with bar:
         for epoch in range(epochs):
             start = time.perf_counter()
             tl, ta = train_epoch(model, optimizer, train, loss_fn, bar)

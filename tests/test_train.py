@@ -283,3 +283,48 @@ def test_allocator_setting_changes_no_number():
                            env=os.environ | {"KDLIB_MALLOC": flag}).stdout.split() for flag in ("1", "0")]
     assert runs[1][0] == "False"
     assert runs[0][1:] == runs[1][1:]
+
+
+# ---- issue 26: argument checks ------------------------------------------------------------------
+
+def test_batches_without_tensors_is_refused():
+    with pytest.raises(ValueError, match="at least one tensor"):
+        train.Batches()
+
+
+@pytest.mark.parametrize("bad", [2.5, 0, True, "64"])
+def test_batch_size_must_be_a_positive_integer(bad):
+    with pytest.raises(ValueError, match="batch_size"):
+        train.Batches(torch.zeros(4, 2), batch_size=bad)
+
+
+@pytest.mark.parametrize("bad", [1.5, 0, True])
+def test_epochs_must_be_a_positive_integer(bad):
+    model = torch.nn.Linear(2, 3)
+    with pytest.raises(ValueError, match="epochs"):
+        train.fit(model, torch.optim.SGD(model.parameters(), lr=0.1),
+                  (torch.zeros(4, 2), torch.zeros(4, dtype=torch.long)), epochs=bad, desc=None)
+
+
+def test_numpy_integers_are_integers():
+    import numpy as np
+    model = torch.nn.Linear(2, 3)
+    hist = train.fit(model, torch.optim.SGD(model.parameters(), lr=0.1),
+                     train.Batches(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long), batch_size=np.int64(2)),
+                     epochs=np.int64(1), desc=None)
+    assert len(hist["train_loss"]) == 1
+
+
+def test_fit_on_an_empty_training_set_is_refused():
+    model = torch.nn.Linear(2, 3)
+    with pytest.raises(ValueError, match="empty"):
+        train.fit(model, torch.optim.SGD(model.parameters(), lr=0.1),
+                  (torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)), epochs=1, desc=None)
+
+
+def test_predict_logits_that_raises_restores_training_mode():
+    model = torch.nn.Linear(4, 3)
+    model.train()
+    with pytest.raises(RuntimeError):
+        train.predict_logits(model, torch.zeros(5, 7))  # wrong width: the forward raises
+    assert model.training
