@@ -3,12 +3,15 @@
 Every training loop of the series is measured against the machine's own limit:
 
 1. the machine: CPU model, cores, torch version and threads, bf16 autocast, AVX-512/AVX2/AMX;
-2. the limit: the machine's float32 matmul rate (2048 x 2048 @ 2048 x 2048, torch's default
-   threads, best of a few repetitions before the loops and a few after), in GFLOP/s;
+2. the limits: the machine's matmul rate in each precision a loop runs in (2048 x 2048 @ 2048 x
+   2048, torch's default threads, best of a few repetitions before the loops and a few after), in
+   GFLOP/s: float32, and bf16 (bf16 tensors) where the hardware has it (``config.bf16()``);
 3. every training loop of notebooks 02-06 with its notebook's batch size, optimiser, loss, memory
    format and thread count (``train.torch_threads(train.auto_threads(model))``, as ``train.fit``
    runs it), on real MNIST / CIFAR-10 tensors on the CPU, as images/s and as a fraction of the
-   matmul rate.
+   matmul rate of the loop's precision: 'bf16' for a loop kdlib trains under bf16 autocast (a
+   convnet in channels_last where ``config.bf16()``, see ``train._runner``), else 'fp32'; so a
+   fraction is the loop's share of the limit it can reach, at most 100%.
    FLOPs per image are counted with ``torch.utils.flop_counter.FlopCounterMode`` over the forward
    and backward pass of one training step (loss included, so a teacher that runs inside the loss is
    counted; the optimizer step is not), divided by the batch size. The models are fresh and
@@ -104,6 +107,39 @@ def matmul_gflops(n: int = 2048, reps: int = 5, dtype: torch.dtype = torch.float
     return 2 * n ** 3 / best / 1e9
 
 
+def matmul_rates(bf16: bool) -> dict[str, float]:
+    """The limit of each precision, ``{precision: GFLOP/s}``: 'fp32' always, 'bf16' (bf16 tensors)
+    where ``bf16`` (the hardware has it: ``config.bf16()``)."""
+    rates = {"fp32": matmul_gflops()}
+    if bf16:
+        rates["bf16"] = matmul_gflops(dtype=torch.bfloat16)
+    return rates
+
+
+def best_rates(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Per precision, the better of two measurements of the limit (on a busy machine one of them
+    may have caught a bad moment)."""
+    return {p: max(before[p], after[p]) for p in before}
+
+
+def fraction(images_per_s: float, gflop_per_image: float, precision: str, rates: dict[str, float]) -> float:
+    """A loop's share of its limit: images/s x GFLOP per image / the matmul GFLOP/s of the precision
+    it runs in (``rates[precision]``), so a bf16 loop is measured against the bf16 rate."""
+    if precision not in rates:
+        raise ValueError(f"precision {precision!r}: no matmul rate measured for it (rates: {sorted(rates)})")
+    return images_per_s * gflop_per_image / rates[precision]
+
+
+def loop_precision(model: torch.nn.Module) -> str:
+    """'bf16' where kdlib trains ``model`` under bf16 autocast (``train._runner``: a convnet in
+    channels_last where ``config.bf16()``), else 'fp32'."""
+    _, autocast = train._runner(model)
+    device = next(model.parameters()).device.type
+    with autocast():
+        bf16 = torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device) == torch.bfloat16
+    return "bf16" if bf16 else "fp32"
+
+
 # ---- 3. The loops -----------------------------------------------------------------------------
 
 def step_flops(model: torch.nn.Module, batch: tuple, loss_fn=train.cross_entropy) -> float:
@@ -195,6 +231,7 @@ class Loop:
     augment: object = None
     note: str = ""
     threads: object = "auto"
+    precision: str | None = None  # None: as kdlib trains the model (loop_precision)
 
 
 @dataclass
@@ -203,9 +240,15 @@ class Row:
     batch: int
     gflop_per_image: float
     images_per_s: float
-    fraction: float  # of the fp32 matmul rate
+    precision: str  # 'bf16' (trained under bf16 autocast) or 'fp32'
     note: str = ""
     breakdown: dict = field(default_factory=dict)
+    fraction: float = float("nan")  # of the matmul rate of its precision: set by against()
+
+    def against(self, rates: dict[str, float]) -> Row:
+        """Sets the fraction against ``rates`` (``{precision: GFLOP/s}``); returns the row."""
+        self.fraction = fraction(self.images_per_s, self.gflop_per_image, self.precision, rates)
+        return self
 
     def markdown(self) -> str:
         note = self.note
@@ -215,13 +258,15 @@ class Row:
                      f"backward {b['backward']:.0%}, optimizer {b['optimizer']:.0%}")
             note = f"{note}; {split}" if note else split
         return (f"| {self.loop} | {self.batch} | {self.gflop_per_image:.4g} | {self.images_per_s:,.0f} | "
-                f"{self.fraction:.1%} | {note} |")
+                f"{self.precision} | {self.fraction:.1%} | {note} |")
 
 
-def measure(loop: Loop, rate: float, breakdown: bool = True, **kw) -> Row:
-    """FLOPs, images/s and (``breakdown``) the phase split of ``loop``; ``rate``: GFLOP/s."""
+def measure(loop: Loop, rates: dict[str, float], breakdown: bool = True, **kw) -> Row:
+    """FLOPs, images/s, precision and (``breakdown``) the phase split of ``loop``; ``rates``: the
+    matmul GFLOP/s of each precision (:func:`matmul_rates`)."""
     b = loop.batch_size
     model, opt = loop.build()
+    precision = loop.precision or loop_precision(model)
     flops = step_flops(model, tuple(t[:b] for t in loop.tensors), loop.loss_fn)
     start = time.perf_counter()
     ips = time_loop(model, opt, loop.tensors, b, loop.loss_fn, loop.augment, threads=loop.threads, **kw)
@@ -229,7 +274,7 @@ def measure(loop: Loop, rate: float, breakdown: bool = True, **kw) -> Row:
     split = step_breakdown(model, opt, loop.tensors, b, loop.loss_fn, loop.augment, steps,
                            loop.threads) if breakdown else {}
     print(f"  ({time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)
-    row = Row(f"{loop.notebook}: {loop.name}", b, flops / 1e9, ips, ips * flops / (rate * 1e9), loop.note, split)
+    row = Row(f"{loop.notebook}: {loop.name}", b, flops / 1e9, ips, precision, loop.note, split).against(rates)
     print(row.markdown(), flush=True)
     return row
 
@@ -252,7 +297,7 @@ def loops() -> list[Loop]:
     out = [
         Loop("seed teacher TeacherNet (Adadelta, channels_last)", "02",
              lambda: (m := channels_last(models.TeacherNet()), torch.optim.Adadelta(m.parameters(), lr=ts.lr)),
-             (x, y), ts.batch_size, note="bf16 autocast" if config.bf16() else "fp32 (no bf16 on this CPU)"),
+             (x, y), ts.batch_size, note="" if config.bf16() else "no bf16 on this CPU"),
         Loop("seed teacher, float32 contiguous (no channels_last)", "02",
              lambda: (m := models.TeacherNet(), torch.optim.Adadelta(m.parameters(), lr=ts.lr)),
              (x, y), ts.batch_size, note="comparison: the memory format"),
@@ -347,10 +392,10 @@ def write_idx(root: Path, images: np.ndarray, labels: np.ndarray, prefix: str) -
     (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, n) + labels.astype(np.uint8).tobytes())
 
 
-def textbook_teacher(rate: float, flops: float, seconds: float = SECONDS) -> Row:
+def textbook_teacher(rates: dict[str, float], flops: float, seconds: float = SECONDS) -> Row:
     """pytorch/examples' MNIST loop: torchvision dataset + ToTensor + Normalize + DataLoader (batch
-    64, shuffled), float32, torch's default threads, Adadelta; ``flops``: per image (the seed
-    teacher's). Two warm-up batches, then about ``seconds`` of batches (best of two passes)."""
+    64, shuffled), float32 (against the fp32 rate), torch's default threads, Adadelta; ``flops``:
+    per image (the seed teacher's). Two warm-up batches, then about ``seconds`` of batches (best of two passes)."""
     from torchvision import datasets, transforms
 
     images, labels = data.load("mnist", "train")
@@ -378,17 +423,18 @@ def textbook_teacher(rate: float, flops: float, seconds: float = SECONDS) -> Row
         n = max(3, int(seconds / (run(2) / 2)))
         ips = 64 * n / min(run(n), run(n))
     row = Row("02: seed teacher, textbook loop (torchvision MNIST + DataLoader, fp32)", 64, flops / 1e9, ips,
-              ips * flops / (rate * 1e9), "comparison: pytorch/examples' loop")
+              "fp32", "comparison: pytorch/examples' loop").against(rates)
     print(row.markdown(), flush=True)
     return row
 
 
-def distillation_rows(rate: float, x: torch.Tensor, y: torch.Tensor, student_ips: float) -> list[Row]:
+def distillation_rows(rates: dict[str, float], x: torch.Tensor, y: torch.Tensor, student_ips: float) -> list[Row]:
     """The 784-16-10 student (hard+soft, fused Adam, batch 64, one thread as ``train.fit``) with a
     frozen TeacherNet forward on every batch, as the seed did (float32, and channels_last + bf16
-    where the CPU has bf16), and the cost of caching the teacher's logits once (``predict_logits``);
-    each timed on a part of the epoch and scaled to 48,000 images. ``student_ips``: the cached-logit
-    loop's rate, measured before."""
+    where the CPU has bf16: the teacher's forward, nearly all the FLOPs, is then a 'bf16' row), and
+    the cost of caching the teacher's logits once (``predict_logits``, float32); each timed on a
+    part of the epoch and scaled to 48,000 images. ``student_ips``: the cached-logit loop's rate,
+    measured before."""
     st = recipes.STUDENT
     loss = recipes.student_loss("hard+soft")
     teacher = train.freeze(models.TeacherNet())
@@ -404,8 +450,8 @@ def distillation_rows(rate: float, x: torch.Tensor, y: torch.Tensor, student_ips
 
         loop = Loop(f"784-16-10 student, teacher forward on every batch ({what})", "03",
                     lambda: (m := models.StudentNet(), torch.optim.Adam(m.parameters(), lr=st.lr, fused=True)),
-                    (x, y, x), st.batch_size, per_batch)
-        row = measure(loop, rate, breakdown=False)
+                    (x, y, x), st.batch_size, per_batch, precision="bf16" if fast else "fp32")
+        row = measure(loop, rates, breakdown=False)
         row.note = (f"FLOPs: the teacher's forward, 1 thread (the student's); 48k epoch "
                     f"{EPOCH / row.images_per_s:.1f} s against {EPOCH / student_ips:.2f} s with cached logits "
                     f"({student_ips / row.images_per_s:.0f}x)")
@@ -420,14 +466,14 @@ def distillation_rows(rate: float, x: torch.Tensor, y: torch.Tensor, student_ips
         teacher(x[:10])
     flops = counter.get_total_flops() / 10
     rows.append(Row("03: caching the seed teacher's logits once (predict_logits, inference)", 1000,
-                    flops / 1e9, ips, ips * flops / (rate * 1e9), f"48k images once: {EPOCH / ips:.1f} s"))
+                    flops / 1e9, ips, "fp32", f"48k images once: {EPOCH / ips:.1f} s").against(rates))
     print(rows[-1].markdown(), flush=True)
     return rows
 
 
-def stacked_rows(rate: float, x: torch.Tensor, y: torch.Tensor, singles: dict) -> list[Row]:
+def stacked_rows(rates: dict[str, float], x: torch.Tensor, y: torch.Tensor, singles: dict) -> list[Row]:
     """Notebook 03's tiny students as it trains them: five seeds as one stacked run
-    (:func:`kdlib.stacked.fit_stacked`), in images/s over all five models; ``singles``: the one-model
+    (:func:`kdlib.stacked.fit_stacked`, float32), in images/s over all five models; ``singles``: the one-model
     rates of the same loops (images/s), for the speed-up. The weak student's soft targets come from
     the blog teacher's head with :class:`~kdlib.models.ByteDropout` (notebook 03's fast head) as
     ``fit_stacked``'s ``targets``: a new draw for every row, per model and epoch (its FLOPs are
@@ -461,7 +507,7 @@ def stacked_rows(rate: float, x: torch.Tensor, y: torch.Tensor, singles: dict) -
         single = singles.get(name)
         note = f"{single and ips / single:.1f}x one model at a time" if single else ""
         rows.append(Row(f"03: {name}, {k} seeds stacked (kdlib.stacked)", batch, flops / 1e9, ips,
-                        ips * flops / (rate * 1e9), note))
+                        "fp32", note).against(rates))
         print(rows[-1].markdown(), flush=True)
     return rows
 
@@ -478,9 +524,9 @@ print(config.MALLOC_TUNED, len(x) / (time.perf_counter() - start))
 """
 
 
-def allocator_rows(rate: float) -> list[Row]:
+def allocator_rows(rates: dict[str, float]) -> list[Row]:
     """Notebook 03's blog-teacher trunk over 3,000 images (``predict_logits``, batches of 1000,
-    channels_last) in two fresh processes: with kdlib's allocator setting
+    channels_last, float32) in two fresh processes: with kdlib's allocator setting
     (:func:`kdlib.config.reuse_freed_memory`) and with glibc's default (``KDLIB_MALLOC=0``)."""
     from kdlib import as_written
 
@@ -492,9 +538,8 @@ def allocator_rows(rate: float) -> list[Row]:
         out = subprocess.run([sys.executable, "-c", ALLOCATOR_PROBE], capture_output=True, text=True, check=True,
                              env=os.environ | {"KDLIB_MALLOC": env}, cwd=ROOT)
         tuned, ips = out.stdout.split()
-        rows.append(Row(f"03: blog teacher trunk, inference ({setting})", 1000, flops / 1e9, float(ips),
-                        float(ips) * flops / (rate * 1e9), f"allocator tuned: {tuned}; 70k images: "
-                        f"{70000 / float(ips):.0f} s"))
+        rows.append(Row(f"03: blog teacher trunk, inference ({setting})", 1000, flops / 1e9, float(ips), "fp32",
+                        f"allocator tuned: {tuned}; 70k images: {70000 / float(ips):.0f} s").against(rates))
         print(rows[-1].markdown(), flush=True)
     return rows
 
@@ -576,6 +621,69 @@ def notebook_markdown(rows: list[dict]) -> str:
 
 # ---- main -------------------------------------------------------------------------------------
 
+def run_loops(rates: dict[str, float], args: argparse.Namespace) -> list[Row]:
+    """Every loop of :func:`loops`, with the comparisons the README reports placed after the loop
+    they compare with; fractions against ``rates`` (``{precision: GFLOP/s}``)."""
+    rows: list[Row] = []
+    all_loops = loops()
+    for loop in all_loops:
+        rows.append(measure(loop, rates, breakdown=not args.no_breakdown, seconds=args.seconds))
+        if loop.name.startswith("seed teacher TeacherNet"):
+            seed = rows[-1]
+            rows.append(textbook_teacher(rates, seed.gflop_per_image * 1e9, args.seconds))
+            times = f"{seed.images_per_s / rows[-1].images_per_s:.1f}x the textbook loop"
+            seed.note = f"{seed.note}; {times}" if seed.note else times
+        if loop.name.startswith("784-16-10 student"):
+            x, y = all_loops[0].tensors
+            rows += distillation_rows(rates, x, y, rows[-1].images_per_s)
+        if loop.name.startswith("blog's weak student"):
+            singles = {"784-16-10 student": next(r.images_per_s for r in rows if "784-16-10 student, cached" in r.loop),
+                       "blog's weak student": rows[-1].images_per_s}
+            rows += stacked_rows(rates, x, y, singles)
+            rows += allocator_rows(rates)
+    return rows
+
+
+def rates_text(rates: dict[str, float]) -> str:
+    """``{'fp32': 182.0, 'bf16': 787.0}`` as 'fp32 182.0 GFLOP/s, bf16 787.0 GFLOP/s'."""
+    return ", ".join(f"{p} {r:.1f} GFLOP/s" for p, r in rates.items())
+
+
+def record_limits(info: dict, before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """The limit of each precision, the best of the measurements before and after the loops, written
+    into ``info`` (``matmul_gflops_<precision>`` and its ``_before`` / ``_after``); returns it."""
+    rates = best_rates(before, after)
+    for p in rates:
+        info[f"matmul_gflops_{p}"] = round(rates[p], 1)
+        info[f"matmul_gflops_{p}_before"], info[f"matmul_gflops_{p}_after"] = round(before[p], 1), round(after[p], 1)
+    return rates
+
+
+def report(info: dict, rows: list[Row], nb_rows: list[dict], seconds: float, output: Path) -> dict:
+    """Prints the two tables and the machine line, writes the JSON results to ``output``."""
+    print("\n| loop | batch | GFLOP per image | images/s | precision | fraction of its precision's matmul rate "
+          "| note |\n|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(r.markdown())
+    print()
+    print(notebook_markdown(nb_rows))
+    limits = ", ".join(f"{p} matmul {info[f'matmul_gflops_{p}']:.1f} GFLOP/s (before / after the loops: "
+                       f"{info[f'matmul_gflops_{p}_before']:.1f} / {info[f'matmul_gflops_{p}_after']:.1f})"
+                       for p in ("fp32", "bf16") if f"matmul_gflops_{p}" in info)
+    print(f"\nmachine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}, bf16 autocast {info['bf16']}, "
+          f"{limits}, load average {info['load_average']}, {info['date']}")
+    print(f"benchmark run time: {seconds:.0f} s")
+    result = {"machine": info, "run_seconds": round(seconds, 1),
+              "loops": [asdict(r) | {"gflop_per_image": round(r.gflop_per_image, 6),
+                                     "images_per_s": round(r.images_per_s, 1), "fraction": round(r.fraction, 4),
+                                     "breakdown": {k: round(v, 3) for k, v in r.breakdown.items()}}
+                        for r in rows],
+              "notebooks": nb_rows}
+    output.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"written to {output}")
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--skip-notebooks", action="store_true", help="skip the fast-mode notebook runs")
@@ -588,67 +696,25 @@ def main(argv: list[str] | None = None) -> dict:
     info = machine_info()
     print(f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}, {info['threads']} threads, "
           f"bf16 autocast: {info['bf16']}, {' '.join(info['vector']) or 'no AVX2/AVX-512'}", flush=True)
-    rate = matmul_gflops()
-    info["matmul_gflops_fp32"] = round(rate, 1)
-    if info["bf16"]:
-        info["matmul_gflops_bf16"] = round(matmul_gflops(dtype=torch.bfloat16), 1)
-    print(f"limit: float32 matmul 2048 x 2048 @ 2048 x 2048, {info['threads']} threads: {rate:.1f} GFLOP/s"
-          + (f" (bf16: {info['matmul_gflops_bf16']:.1f})" if info["bf16"] else ""), flush=True)
-    busy = info["load_average"] is not None and info["load_average"] > 0.5 * (info["cores"] or 1)
-    if busy:
+    before = matmul_rates(info["bf16"])
+    print(f"limits: matmul 2048 x 2048 @ 2048 x 2048, {info['threads']} threads: {rates_text(before)}", flush=True)
+    if info["load_average"] is not None and info["load_average"] > 0.5 * (info["cores"] or 1):
         print(f"warning: load average {info['load_average']} on {info['cores']} cores: other work is running, "
               "the rates below are pessimistic and noisy", flush=True)
-    print("\nloops as measured (fractions of the matmul rate above; the final table uses the best of this one "
-          "and one after the loops):", flush=True)
-    rows: list[Row] = []
-    all_loops = loops()
-    for loop in all_loops:
-        rows.append(measure(loop, rate, breakdown=not args.no_breakdown, seconds=args.seconds))
-        if loop.name.startswith("seed teacher TeacherNet"):
-            seed = rows[-1]
-            rows.append(textbook_teacher(rate, seed.gflop_per_image * 1e9, args.seconds))
-            seed.note += f"; {seed.images_per_s / rows[-1].images_per_s:.1f}x the textbook loop"
-        if loop.name.startswith("784-16-10 student"):
-            x, y = all_loops[0].tensors
-            rows += distillation_rows(rate, x, y, rows[-1].images_per_s)
-        if loop.name.startswith("blog's weak student"):
-            singles = {"784-16-10 student": next(r.images_per_s for r in rows if "784-16-10 student, cached" in r.loop),
-                       "blog's weak student": rows[-1].images_per_s}
-            rows += stacked_rows(rate, x, y, singles)
-            rows += allocator_rows(rate)
-    # the limit again, after the loops: the machine's limit is the best of both measurements (on a
-    # busy machine one of them may have caught a bad moment); the fractions are recomputed with it
-    after = matmul_gflops()
-    info["matmul_gflops_fp32_before"], info["matmul_gflops_fp32_after"] = round(rate, 1), round(after, 1)
+    print("\nloops as measured (fractions of the matmul rate of each row's precision above; the final table "
+          "uses the best of this one and one after the loops):", flush=True)
+    rows = run_loops(before, args)
+    # the limits again, after the loops: the machine's limit in each precision is the best of both
+    # measurements (on a busy machine one of them may have caught a bad moment); fractions recomputed
+    after = matmul_rates(info["bf16"])
     info["load_average_after"] = load_average()
-    rate = max(rate, after)
-    info["matmul_gflops_fp32"] = round(rate, 1)
+    rates = record_limits(info, before, after)
     for r in rows:
-        r.fraction = r.images_per_s * r.gflop_per_image / rate
-    print(f"float32 matmul again after the loops: {after:.1f} GFLOP/s (load average {info['load_average']} -> "
-          f"{info['load_average_after']}); the limit: {rate:.1f} GFLOP/s, the best of both", flush=True)
+        r.against(rates)
+    print(f"matmul again after the loops: {rates_text(after)} (load average {info['load_average']} -> "
+          f"{info['load_average_after']}); the limits, the best of both: {rates_text(rates)}", flush=True)
     fast = {} if args.skip_notebooks else notebook_times_fast()
-    nb_rows = notebook_rows(fast)
-    seconds = time.perf_counter() - start
-    print("\n| loop | batch | GFLOP per image | images/s | fraction of matmul rate | note |\n|---|---|---|---|---|---|")
-    for r in rows:
-        print(r.markdown())
-    print()
-    print(notebook_markdown(nb_rows))
-    print(f"\nmachine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}, bf16 autocast {info['bf16']}, "
-          f"fp32 matmul {rate:.1f} GFLOP/s (before / after the loops: {info['matmul_gflops_fp32_before']:.1f} / "
-          f"{info['matmul_gflops_fp32_after']:.1f}), "
-          f"load average {info['load_average']}, {info['date']}")
-    print(f"benchmark run time: {seconds:.0f} s")
-    result = {"machine": info, "run_seconds": round(seconds, 1),
-              "loops": [asdict(r) | {"gflop_per_image": round(r.gflop_per_image, 6),
-                                     "images_per_s": round(r.images_per_s, 1), "fraction": round(r.fraction, 4),
-                                     "breakdown": {k: round(v, 3) for k, v in r.breakdown.items()}}
-                        for r in rows],
-              "notebooks": nb_rows}
-    args.output.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"written to {args.output}")
-    return result
+    return report(info, rows, notebook_rows(fast), time.perf_counter() - start, args.output)
 
 
 if __name__ == "__main__":
