@@ -4,20 +4,26 @@ A checkpoint is ``<checkpoint dir>/<name>-<hash of settings>.pt``: other setting
 file, so nothing is overwritten, and :func:`load` refuses a file whose stored settings differ.
 Settings are a dataclass or a dict of JSON values (numbers, strings, booleans, lists, dicts); the
 hash is taken over their canonical JSON, so every setting names the file. Files are written
-atomically (:func:`kdlib.files.atomic_write`) and read with ``torch.load(weights_only=True)``.
+atomically (:func:`kdlib.files.atomic_write`), only once they are known to load back, and read with
+``torch.load(weights_only=True)`` after the zip container's CRCs are checked (a flipped byte raises
+:class:`CheckpointUnreadable`). What a training may store beside its weights: :func:`checked_extras`.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
+import itertools
 import json
 import math
 import os
 import tempfile
 import time
 import warnings
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import config
@@ -26,7 +32,8 @@ from .repro import seed_everything
 
 
 class CheckpointMismatch(ValueError):
-    """The checkpoint was made with other settings than the ones asked for."""
+    """The checkpoint does not fit: made with other settings than the ones asked for, or for
+    another network than the one ``build()`` makes now."""
 
 
 class CheckpointUnreadable(ValueError):
@@ -66,52 +73,148 @@ def _canonical(settings) -> str:
 
 
 def path_for(name: str, settings) -> Path:
-    """File name for ``name`` trained with ``settings``."""
+    """File name for ``name`` trained with ``settings``, inside the checkpoint folder.
+
+    ``name`` is one file name part: a path separator or ``..`` raises ``ValueError``.
+    """
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or ".." in name:
+        raise ValueError(f"name must be a non-empty file name part without '/', '\\' or '..' (the "
+                         f"checkpoint stays inside {config.checkpoint_dir()}), got {name!r}")
     digest = hashlib.sha256(_canonical(settings).encode()).hexdigest()[:10]
     return config.checkpoint_dir() / f"{name}-{digest}.pt"
 
 
-def save(path: Path, model: torch.nn.Module, settings, **extra) -> Path:
-    """Write ``model``'s weights, ``settings`` and ``extra`` (history, scores...) atomically."""
-    payload = {"settings": as_dict(settings), "state_dict": model.state_dict(), **extra}
-    return atomic_write(path, lambda f: torch.save(payload, f))
+RESERVED = ("settings", "state_dict", "path", "loaded")  # keys kdlib itself puts in a checkpoint or info
+
+
+def checked_extras(extras) -> dict:
+    """``extras`` (what a ``train_fn`` returned) as they will be stored, or ``ValueError`` naming
+    the key that cannot be.
+
+    The rule: ``None`` (no extras) or a dict with string keys other than ``settings``,
+    ``state_dict``, ``path`` and ``loaded``, whose values are JSON-like (``None``, ``bool``,
+    ``int``, ``float``, ``str``; lists, tuples and string-keyed dicts of these) or torch tensors:
+    what ``torch.load(weights_only=True)`` reads back. A NumPy scalar (``np.float64(0.98)``)
+    becomes the Python number it holds; any other dict becomes a plain dict. Anything else (a NumPy
+    array, a ``Path``, a function, an object) is refused: convert it first (``.tolist()``,
+    ``str(path)``, ``torch.from_numpy``).
+    """
+    if extras is None:
+        return {}
+    if not isinstance(extras, dict):
+        raise ValueError(f"the extras (what train_fn returned) must be a dict or None, got a "
+                         f"{type(extras).__name__} ({extras!r:.60})")
+    taken = [k for k in extras if k in RESERVED]
+    if taken:
+        raise ValueError(f"the extras use the key(s) {taken}, which kdlib uses itself "
+                         f"({', '.join(RESERVED)}): rename them")
+    return {k: _storable(v, k) for k, v in _plain_keys(extras, "extras").items()}
+
+
+def _plain_keys(d: dict, where: str) -> dict:
+    bad = [k for k in d if type(k) is not str]
+    if bad:
+        raise ValueError(f"{where} has the key {bad[0]!r}, not a string: only JSON-like values are "
+                         f"stored, so that torch.load(weights_only=True) reads them back")
+    return d
+
+
+def _storable(v, where: str):
+    """``v`` as stored (see :func:`checked_extras`); ``where`` names it in the error."""
+    if v is None or type(v) in (bool, int, float, str) or isinstance(v, torch.Tensor):
+        return v
+    if isinstance(v, np.generic) and isinstance(v.item(), (bool, int, float, str)):
+        return v.item()
+    if isinstance(v, (list, tuple)):
+        items = [_storable(x, f"{where}[{i}]") for i, x in enumerate(v)]
+        return items if isinstance(v, list) else tuple(items)
+    if isinstance(v, dict):
+        return {k: _storable(x, f"{where}.{k}") for k, x in _plain_keys(v, where).items()}
+    raise ValueError(f"the extra {where!r} is a {type(v).__name__} ({v!r:.60}), which "
+                     f"torch.load(weights_only=True) could not load back: store numbers, strings, "
+                     f"booleans, lists, dicts or tensors (e.g. .tolist(), str(path), torch.from_numpy)")
+
+
+def save(path: Path, model: torch.nn.Module, settings, /, **extra) -> Path:
+    """Write ``model``'s weights, ``settings`` and ``extra`` (history, scores...) atomically.
+
+    ``extra`` must follow :func:`checked_extras`; the file is written only once it is known to load
+    back with ``torch.load(weights_only=True)``, else ``ValueError`` and nothing is written.
+    """
+    payload = {"settings": as_dict(settings), "state_dict": model.state_dict(), **checked_extras(extra)}
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    buf.seek(0)
+    try:
+        torch.load(buf, map_location="cpu", weights_only=True)
+    except Exception as e:  # e.g. a module's get_extra_state() returning an object
+        raise ValueError(f"the checkpoint for {path} would not load back with torch.load("
+                         f"weights_only=True) ({type(e).__name__}: {str(e)[:200]}); nothing was "
+                         f"written") from e
+    return atomic_write(path, lambda f: f.write(buf.getbuffer()))
 
 
 def set_aside(path: Path) -> Path:
     """Rename an unreadable checkpoint to ``<path>.unreadable-<time>`` (kept, never deleted), so
-    that the next run trains anew. Returns the new name."""
+    that the next run trains anew; ``-2``, ``-3``... are added rather than replace a file set aside
+    in the same second. Returns the new name."""
     path = Path(path)
-    new = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
-    path.rename(new)
-    return new
+    stamp = f"{path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}"
+    for i in itertools.count(1):
+        new = path.with_name(stamp if i == 1 else f"{stamp}-{i}")
+        if not new.exists():
+            path.rename(new)
+            return new
+
+
+def _way_out(path: Path) -> str:
+    return (f"kdlib.checkpoint.set_aside({str(path)!r}) moves it aside (renames it; nothing is "
+            f"deleted) and the next run trains anew")
+
+
+def _read(path: Path) -> dict:
+    """The checkpoint's payload, its zip CRCs checked first; :class:`CheckpointUnreadable` if not."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+        if bad is not None:
+            raise ValueError(f"its part {bad!r} fails its CRC check: the bytes changed after writing")
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(payload, dict) or not isinstance(payload.get("state_dict"), dict):
+            raise ValueError("it holds no 'state_dict'")
+    except PermissionError as e:
+        raise PermissionError(f"checkpoint {path} cannot be read: {e.strerror}. Fix its "
+                              f"permissions, or point KDLIB_CHECKPOINTS at another folder.") from e
+    except Exception as e:  # truncated, flipped bytes, random bytes, empty, a text file...
+        raise CheckpointUnreadable(f"checkpoint {path} is unreadable ({type(e).__name__}: "
+                                   f"{str(e)[:200]}). It is a cache that kdlib wrote: "
+                                   f"{_way_out(path)}.") from e
+    return payload
 
 
 def load(path: Path, model: torch.nn.Module, settings) -> dict:
     """Load weights into ``model`` if the file was made with exactly ``settings``.
 
-    Returns the stored extras. Raises :class:`CheckpointMismatch` naming the differing settings,
-    and :class:`CheckpointUnreadable` (with the way out) for a file that cannot be read.
+    Returns the stored extras. Raises :class:`CheckpointMismatch` naming the differing settings (or
+    the load_state_dict error, when ``model`` is another network), and :class:`CheckpointUnreadable`
+    for a file that cannot be read or fails its CRC check; both name the file and the way out.
     """
     path = Path(path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(payload, dict) or "state_dict" not in payload:
-            raise ValueError("it holds no 'state_dict'")
-    except PermissionError as e:
-        raise PermissionError(f"checkpoint {path} cannot be read: {e.strerror}. Fix its "
-                              f"permissions, or point KDLIB_CHECKPOINTS at another folder.") from e
-    except Exception as e:  # truncated, random bytes, empty, a text file...
-        raise CheckpointUnreadable(
-            f"checkpoint {path} is unreadable ({type(e).__name__}: {str(e)[:200]}). It is a cache "
-            f"that kdlib wrote: move it aside and run again to retrain, e.g. "
-            f"kdlib.checkpoint.set_aside({str(path)!r}) (renames it; nothing is deleted).") from e
+    payload = _read(path)
     stored, wanted = payload.get("settings"), as_dict(settings)
     if stored != wanted:
         keys = sorted(k for k in set(stored or {}) | set(wanted)
                       if (stored or {}).get(k) != wanted.get(k))
         diff = ", ".join(f"{k}: file {(stored or {}).get(k)!r} vs asked {wanted.get(k)!r}" for k in keys)
-        raise CheckpointMismatch(f"{path} was made with other settings ({diff}); not using it")
-    model.load_state_dict(payload["state_dict"])
+        raise CheckpointMismatch(f"{path} was made with other settings ({diff}); not using it. Ask "
+                                 f"for the settings it was made with, or retrain: {_way_out(path)}.")
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as e:
+        raise CheckpointMismatch(
+            f"{path} holds weights for another network than the one build() makes now "
+            f"({str(e)[:300]}). If build() changed on purpose, add a setting that says so (so the "
+            f"two get different files), or retrain: {_way_out(path)}.") from e
     return {k: v for k, v in payload.items() if k not in ("settings", "state_dict")}
 
 
@@ -129,24 +232,27 @@ def _check_writable(folder: Path) -> None:
 
 def train_or_load(name: str, settings, model: torch.nn.Module, train_fn) -> dict:
     """Load ``name`` trained with ``settings`` if its checkpoint exists, else call
-    ``train_fn(model)`` (which returns a dict of extras, e.g. the history) and save the result.
-    Returns the extras, with ``"path"`` and ``"loaded"`` (True when nothing was trained).
+    ``train_fn(model)`` (which returns a dict of extras following :func:`checked_extras`, e.g. the
+    history, or None) and save the result. Returns the extras, with ``"path"`` and ``"loaded"``
+    (True when nothing was trained).
 
-    The folder is checked for writing before training; if saving still fails, the trained model
-    is kept (a warning says why) rather than lost.
+    ``name``, ``settings`` and the folder are checked before training. A trained model is never
+    lost: if saving fails for any reason (extras that cannot be stored, a full disk), a warning
+    says why and the model is kept, unsaved (``"path"`` is None).
     """
     path = path_for(name, settings)
     if path.exists():
         extras = load(path, model, settings)
         return {**extras, "path": path, "loaded": True}
     _check_writable(path.parent)
-    extras = train_fn(model)
+    returned = train_fn(model)
     try:
+        extras = checked_extras(returned)
         save(path, model, settings, **extras)
-    except (OSError, RuntimeError) as e:
-        warnings.warn(f"the trained {name} could not be saved to {path} ({e}); it is returned "
-                      f"unsaved and will be trained again next time", stacklevel=2)
-        return {**extras, "path": None, "loaded": False}
+    except Exception as e:
+        warnings.warn(f"the trained {name} could not be saved to {path} ({type(e).__name__}: {e}); "
+                      f"it is returned unsaved and will be trained again next time", stacklevel=2)
+        return {**(returned if isinstance(returned, dict) else {}), "path": None, "loaded": False}
     return {**extras, "path": path, "loaded": False}
 
 
@@ -155,8 +261,9 @@ def cached_model(name: str, settings, build, train_fn) -> tuple[torch.nn.Module,
 
     ``settings.seed`` seeds the initial weights (so they depend on the seed only), ``build()``
     makes the untrained network and ``train_fn(model)`` trains it, returning a dict of extras
-    (history, scores). Returns ``(model, info)``: eval mode, no gradients; ``info`` holds the
-    extras, ``path``, ``loaded`` and ``settings``.
+    (history, scores; the rule: :func:`checked_extras`) or None. Returns ``(model, info)``: eval
+    mode, no gradients; ``info`` holds the extras, ``path``, ``loaded`` and ``settings``. A
+    trained model is returned even when it cannot be saved (see :func:`train_or_load`).
     """
     from .train import freeze  # train imports data only; keep checkpoint importable on its own
 

@@ -2,31 +2,29 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def atomic_write(path: Path, write) -> Path:
     """Call ``write(f)`` on a temporary binary file beside ``path``, then move it into place.
 
-    A reader sees the old file or the whole new one, never a part. The new file gets the mode
-    any file the user writes gets (0666 less the umask), not ``mkstemp``'s private 0600.
+    A reader sees the old file or the whole new one, never a part. The temporary file is created
+    with ``os.open(..., 0o666)``, so the system gives it the mode any file the user writes gets
+    (0666 less the umask, or what a folder's default ACL says), not ``mkstemp``'s private 0600;
+    the process umask is never read or changed (changing it, even for a moment, would affect
+    files other threads create meanwhile).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)  # O_EXCL: a new file
+    fd = os.open(tmp, flags, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
-        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path

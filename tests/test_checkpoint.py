@@ -4,12 +4,14 @@ from __future__ import annotations
 import math
 import os
 import stat
+import struct
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 import torch
 
-from kdlib import checkpoint
+from kdlib import checkpoint, files
 
 
 @dataclass(frozen=True)
@@ -147,3 +149,155 @@ def test_checkpoint_files_are_group_readable(ckdir):
     mode = stat.S_IMODE(info["path"].stat().st_mode)
     assert mode & stat.S_IRGRP and mode & stat.S_IROTH
     assert not list(ckdir.glob("*.tmp")) and not list(ckdir.glob(".*.tmp"))
+
+
+# ---- issue #26: what train_fn returns, extras that could never load, corruption, names, umask ----
+
+def test_train_fn_returning_none_is_saved_with_no_extras(ckdir):
+    calls = []
+
+    def train_fn(model):
+        calls.append(1)
+        with torch.no_grad():
+            model[0].weight.fill_(0.5)
+    m1, info1 = checkpoint.cached_model("toy", Settings(), _build, train_fn)
+    assert info1["path"].exists() and not info1["loaded"]
+    m2, info2 = checkpoint.cached_model("toy", Settings(), _build, train_fn)
+    assert info2["loaded"] and calls == [1] and torch.all(m2[0].weight == 0.5)
+
+
+@pytest.mark.parametrize("returned, named", [
+    ({"history": [1.0], "schedule": lambda e: 0.1}, "schedule"),   # cannot be pickled
+    ({"settings": {"lr": 0.3}}, "settings"),                       # a key kdlib uses itself
+    ({"state_dict": {}}, "state_dict"),
+    ({"loaded": True}, "loaded"),
+    ({"history": {"where": __import__("pathlib").Path("/tmp")}}, "history"),
+    (([0.5, 0.25], 0.75), "tuple"),                                # not a dict
+])
+def test_a_trained_model_is_never_lost_to_what_train_fn_returned(ckdir, returned, named):
+    calls = []
+
+    def train_fn(model):
+        calls.append(1)
+        with torch.no_grad():
+            model[0].weight.fill_(0.5)
+        return returned
+    with pytest.warns(UserWarning, match="could not be saved") as w:
+        model, info = checkpoint.cached_model("toy", Settings(), _build, train_fn)
+    assert named in str(w[0].message) and "returned unsaved" in str(w[0].message)
+    assert calls == [1] and info["path"] is None and not info["loaded"]
+    assert torch.all(model[0].weight == 0.5)               # the trained weights came back
+    assert not list(ckdir.iterdir())                        # nothing half-written, nothing left behind
+
+
+@pytest.mark.parametrize("extra, named", [
+    ({"when": __import__("pathlib").Path("/tmp/x")}, "when"),
+    ({"scores": np.array([0.9, 0.8])}, "scores"),
+    ({"history": {"val_acc": [0.5, np.array(0.9)]}}, "history.val_acc[1]"),
+    ({"history": {1: "a", (2, 3): "b"}}, "history"),      # a key weights_only can load, but not JSON-like
+    ({"model": object()}, "model"),
+])
+def test_extras_that_weights_only_cannot_load_are_refused_before_saving(ckdir, extra, named):
+    path = checkpoint.path_for("toy", Settings())
+    with pytest.raises(ValueError, match="weights_only") as e:
+        checkpoint.save(path, _build(), Settings(), **extra)
+    assert named in str(e.value)
+    assert not path.exists() and not list(ckdir.glob("*"))
+
+
+def test_numpy_scalars_in_extras_are_stored_as_the_python_numbers_they_hold(ckdir):
+    def train_fn(model):
+        return {"test_acc": np.float64(0.98), "errors": np.int64(12), "best": np.bool_(True),
+                "history": {"loss": [np.float32(0.25), 0.125]}}
+    _, info1 = checkpoint.cached_model("toy", Settings(), _build, train_fn)
+    _, info2 = checkpoint.cached_model("toy", Settings(), _build, train_fn)
+    assert info2["loaded"]
+    for info in (info1, info2):  # the same values, as plain Python numbers, trained or loaded
+        assert info["test_acc"] == 0.98 and type(info["test_acc"]) is float
+        assert info["errors"] == 12 and type(info["errors"]) is int
+        assert info["best"] is True and info["history"] == {"loss": [0.25, 0.125]}
+
+
+def test_a_state_dict_that_would_not_load_back_is_not_written(ckdir):
+    class WithState(torch.nn.Linear):
+        def get_extra_state(self):
+            return {"made_in": __import__("pathlib").Path("/tmp")}
+
+        def set_extra_state(self, state):
+            pass
+    path = checkpoint.path_for("toy", Settings())
+    with pytest.raises(ValueError, match="weights_only"):
+        checkpoint.save(path, WithState(2, 2), Settings())
+    assert not list(ckdir.glob("*"))
+
+
+def test_flipped_bytes_inside_tensor_data_raise_unreadable(ckdir):
+    def train_fn(model):
+        with torch.no_grad():
+            model[0].weight.fill_(1.26)
+        return {}
+    _, info = checkpoint.cached_model("toy", Settings(), _build, train_fn)
+    path = info["path"]
+    raw = bytearray(path.read_bytes())
+    i = raw.find(struct.pack("<f", 1.26))
+    assert i > 0
+    raw[i:i + 4] = struct.pack("<f", -3.48)
+    path.write_bytes(raw)
+    with pytest.raises(checkpoint.CheckpointUnreadable) as e:
+        checkpoint.load(path, _build(), Settings())
+    assert str(path) in str(e.value) and "set_aside" in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "a/b", "..", "a..b", "", "/abs", "a\\b"])
+def test_checkpoint_names_with_a_path_separator_are_refused(ckdir, name):
+    calls = []
+    with pytest.raises(ValueError, match="name") as e:
+        checkpoint.cached_model(name, Settings(), _build, _trainer(calls))
+    assert repr(name) in str(e.value) and calls == []
+    assert not ckdir.exists() or not list(ckdir.rglob("*"))
+    assert not list(ckdir.parent.rglob("escaped*"))
+
+
+def test_set_aside_twice_in_one_second_keeps_both_files(ckdir):
+    ckdir.mkdir()
+    path = ckdir / "toy-0123456789.pt"
+    path.write_bytes(b"first")
+    first = checkpoint.set_aside(path)
+    path.write_bytes(b"second")
+    second = checkpoint.set_aside(path)
+    assert first != second and first.read_bytes() == b"first" and second.read_bytes() == b"second"
+    assert not path.exists()
+
+
+def test_mismatch_names_the_file_and_the_way_out(ckdir):
+    _, info = checkpoint.cached_model("toy", Settings(), _build, _trainer([]))
+    with pytest.raises(checkpoint.CheckpointMismatch) as e:
+        checkpoint.load(info["path"], _build(), Settings(lr=0.2))
+    assert str(info["path"]) in str(e.value) and "set_aside" in str(e.value)
+
+
+def test_a_changed_build_with_the_same_settings_names_the_file_and_the_way_out(ckdir):
+    calls = []
+    _, info = checkpoint.cached_model("toy", Settings(), _build, _trainer(calls))
+    wider = lambda: torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Dropout(0.5),  # noqa: E731
+                                        torch.nn.Linear(5, 2))
+    with pytest.raises(checkpoint.CheckpointMismatch) as e:
+        checkpoint.cached_model("toy", Settings(), wider, _trainer(calls))
+    msg = str(e.value)
+    assert str(info["path"]) in msg and "set_aside" in msg and "build" in msg
+    assert calls == [1] and info["path"].exists()
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o002])
+def test_atomic_write_gives_the_users_mode_without_touching_the_umask(tmp_path, monkeypatch, mask):
+    old = os.umask(mask)
+    try:
+        def no_umask(*a):
+            raise AssertionError("atomic_write changed the process umask")
+        monkeypatch.setattr(os, "umask", no_umask)
+        path = files.atomic_write(tmp_path / "f.bin", lambda f: f.write(b"data"))
+    finally:
+        monkeypatch.undo()
+        os.umask(old)
+    assert path.read_bytes() == b"data" and stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
