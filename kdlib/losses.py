@@ -7,7 +7,8 @@ Convention: ``alpha`` weights the SOFT term, as in Hinton et al. and the seed ex
 (torchdistill and the Keras example use the opposite: their alpha weights the hard term).
 
 T, alpha, sigma and fraction may be any real number: Python, NumPy or a 0-d tensor, not a bool.
-T must be at least ``T_MIN``: a smaller T lets z / T overflow to inf (NaN losses).
+T must be at least ``T_MIN``: a smaller T lets z / T overflow to inf (NaN losses);
+:func:`soft_target_loss` takes T up to ``T_MAX``, the range its exactness is tested over.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 T_MIN = 1e-4
+T_MAX = 1e8
 
 
 def _real(name: str, x, allowed: str, ok) -> float:
@@ -40,6 +42,8 @@ def _check_logits(name: str, x: torch.Tensor) -> None:
     if not isinstance(x, torch.Tensor) or x.ndim != 2 or not x.is_floating_point():
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"{name} must be a float tensor of shape N x C, got {shape}")
+    if x.shape[1] == 0:  # a softmax over no classes
+        raise ValueError(f"{name} must have at least one class (C >= 1), got shape {tuple(x.shape)}")
 
 
 def _check_pair(z: torch.Tensor, v: torch.Tensor, names=("student_logits", "teacher_logits")):
@@ -68,15 +72,25 @@ def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     Its gradient is T * (q - p) / N per logit: Hinton eq. 2, dC/dz_i = (q_i - p_i) / T, times T^2
     so that the soft term keeps its size as T changes (Hinton section 2).
     A teacher logit of -inf is a target p_i = 0, which adds 0 log 0 = 0 to the KL.
+
+    Computed in float64 (result in the logits' dtype) as KL = sum_i [p_i l_i - (p_i - q_i)],
+    l_i = log p_i - log q_i: every term is >= 0, so at a large T, where the KL is about
+    T^-2 times smaller than log p_i, rounding does not cancel the result away (``kl_div`` in
+    float32 gave 8947.7 for 5.514 at T = 1e6). T may be at most ``T_MAX``.
     """
-    T = _check_T(T)
+    T = _real("T", T, f"a number >= T_MIN = {T_MIN:g} and <= T_MAX = {T_MAX:g}",
+              lambda t: T_MIN <= t <= T_MAX)
     _check_pair(student_logits, teacher_logits)
-    log_q = F.log_softmax(student_logits / T, dim=1)
-    log_p = F.log_softmax(teacher_logits / T, dim=1)
-    # p_i = 0 gives log p_i = -inf and exp(log p_i) * (log p_i - log q_i) = 0 * -inf = NaN;
+    log_q = F.log_softmax(student_logits.double() / T, dim=1)
+    log_p = F.log_softmax(teacher_logits.double() / T, dim=1)
+    # p_i = 0 gives log p_i = -inf and p_i * l_i = 0 * -inf = NaN;
     # the most negative float instead adds exactly 0, and its gradient is 0.
     log_p = log_p.clamp(min=torch.finfo(log_p.dtype).min)
-    return F.kl_div(log_q, log_p, reduction="batchmean", log_target=True) * T * T
+    p, q, l = log_p.exp(), log_q.exp(), log_p - log_q
+    # p - q = q expm1(l) = -p expm1(-l), each side of l = 0 in the form that cannot overflow
+    p_minus_q = q * torch.expm1(l.clamp(max=0)) - p * torch.expm1(-l.clamp(min=0))
+    kl = (p * l - p_minus_q).sum(1).mean()
+    return (kl * T * T).to(student_logits.dtype)
 
 
 def _check_labels(labels: torch.Tensor, n: int, c: int) -> None:
@@ -110,6 +124,12 @@ def logit_regression_loss(student_logits: torch.Tensor, target_logits: torch.Ten
     return 0.5 * (student_logits - target_logits).pow(2).sum(dim=1).mean()
 
 
+def check_noise(sigma: float, fraction: float) -> tuple[float, float]:
+    """``(sigma, fraction)`` as floats, or a ValueError: sigma a finite number >= 0, fraction in [0, 1]."""
+    return (_real("sigma", sigma, "a finite number >= 0", lambda s: 0 <= s < math.inf),
+            _real("fraction", fraction, "a number in [0, 1]", lambda f: 0 <= f <= 1))
+
+
 def perturb_logits(logits: torch.Tensor, sigma: float, fraction: float,
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """Noisy teacher (Sau & Balasubramanian 2016, eq. 2): each row is chosen with probability
@@ -117,8 +137,7 @@ def perturb_logits(logits: torch.Tensor, sigma: float, fraction: float,
     the other rows are returned unchanged. Pass a seeded ``generator`` to repeat the noise.
     """
     _check_logits("logits", logits)
-    sigma = _real("sigma", sigma, "a finite number >= 0", lambda s: 0 <= s < math.inf)
-    fraction = _real("fraction", fraction, "a number in [0, 1]", lambda f: 0 <= f <= 1)
+    sigma, fraction = check_noise(sigma, fraction)
     n, c = logits.shape
     chosen = torch.rand(n, generator=generator) < fraction
     xi = torch.randn(n, c, generator=generator, dtype=logits.dtype) * sigma

@@ -18,13 +18,15 @@ import torch
 
 from . import checkpoint, config, data, models, train
 from .augment import random_flip
-from .losses import logit_regression_loss, perturb_logits, soft_target_loss
+from .losses import check_noise, logit_regression_loss, perturb_logits, soft_target_loss
 from .repro import seed_everything
 
 
 def noisy_teacher_loss(sigma: float, fraction: float, generator: torch.Generator | None = None):
     """``loss_fn(student_logits, labels, teacher_logits)`` for :func:`kdlib.train.fit`: eq. 3,
     1/2 ||z_s - z_t (1 + xi)||^2 averaged over the batch, with fresh noise on every call."""
+    sigma, fraction = check_noise(sigma, fraction)
+
     def loss_fn(z, y, v):
         return logit_regression_loss(z, perturb_logits(v, sigma, fraction, generator))
     return loss_fn
@@ -34,6 +36,7 @@ def expected_noisy_loss(student_logits: torch.Tensor, teacher_logits: torch.Tens
                         sigma: float, fraction: float) -> torch.Tensor:
     """Closed form of the expected eq.-3 loss (section 2.2, the regulariser view):
     E = 1/2 ||s - z||^2 + fraction * sigma^2 / 2 * ||z||^2, averaged over the batch."""
+    sigma, fraction = check_noise(sigma, fraction)
     clean = logit_regression_loss(student_logits, teacher_logits)
     return clean + fraction * sigma ** 2 / 2 * teacher_logits.pow(2).sum(1).mean()
 

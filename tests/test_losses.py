@@ -297,3 +297,69 @@ def test_labels_out_of_range(bad):
         losses.distillation_loss(_logits(0), _logits(1), y, 2.0, 0.5)
     y[3] = C - 1  # the largest valid label is fine
     losses.distillation_loss(_logits(0), _logits(1), y, 2.0, 0.5)
+
+
+# ---- large T (issue 26): the loss and its gradient against an exact reference -------------------
+
+T_MAX = getattr(losses, "T_MAX", 1e8)  # getattr: the tests also run, and fail, before the fix
+
+def _exact_soft(z, v, T):
+    """T^2 KL(p || q) batch-averaged and its gradient T (q - p) / N in 60-digit decimal arithmetic
+    from the exact values of the float inputs (the standard library's Decimal: exp, ln)."""
+    from decimal import Decimal, localcontext
+    with localcontext() as ctx:
+        ctx.prec = 60
+        T, loss, grad = Decimal(float(T)), Decimal(0), []
+        for zr, vr in zip(z.tolist(), v.tolist()):
+            ea, eb = [(Decimal(x) / T).exp() for x in vr], [(Decimal(x) / T).exp() for x in zr]
+            p, q = [a / sum(ea) for a in ea], [b / sum(eb) for b in eb]
+            loss += sum(pi * (pi.ln() - qi.ln()) for pi, qi in zip(p, q))
+            grad.append([float(T * (qi - pi) / len(z)) for pi, qi in zip(p, q)])
+        return float(loss / len(z) * T * T), torch.tensor(grad, dtype=torch.float64)
+
+
+# Measured (seeds 0-1, 4 x 10 logits of scale 3): the float64 computation is within 1e-9 of the exact
+# value at T = T_MAX = 1e8 (kl_div in float64 was 4% off there, 1e-5 at T = 1e6; in float32 it gave
+# -3e4 at T = 1e6). Its rounding error grows like eps64 * T / |v - z| (each class's term ~ q l^2 / 2
+# from l ~ (v - z) / T, rounded to eps64 relative to l): 2e-16 * 1e8 / 4 = 5e-9 at T_MAX.
+# Tolerances: float64 inputs 2e-8 (4x that bound); float32 inputs 2e-7: the result rounded to float32
+# (2^-24 = 6e-8) on top.
+@pytest.mark.parametrize("T", [1.0, 300.0, 3000.0, 1e4, 1e6, T_MAX])
+@pytest.mark.parametrize("dtype, rtol", [(torch.float32, 2e-7), (torch.float64, 2e-8)])
+def test_soft_target_loss_is_exact_at_large_T(T, dtype, rtol):
+    z, v = _logits(0, n=4, dtype=dtype).requires_grad_(), _logits(1, n=4, dtype=dtype)
+    loss = losses.soft_target_loss(z, v, T)
+    loss.backward()
+    ref, ref_grad = _exact_soft(z.detach(), v, T)
+    assert loss.dtype == dtype and loss.item() == pytest.approx(ref, rel=rtol)
+    assert (z.grad.double() - ref_grad).abs().max() <= rtol * ref_grad.abs().max()
+
+
+def test_soft_target_loss_reaches_the_high_temperature_limit():
+    """T -> inf: T^2 KL -> 1/(2C) sum_i (d_i - mean d)^2, d = z - v per row (Hinton section 2.1),
+    with a relative error O(|d| / T): 1e-6 at T = 1e6 for logits of size 3."""
+    z, v = _logits(0), _logits(1)
+    d = z - v
+    limit = ((d - d.mean(1, keepdim=True)) ** 2).sum(1).mean() / (2 * C)
+    for dtype in (torch.float32, torch.float64):
+        got = losses.soft_target_loss(z.to(dtype), v.to(dtype), 1e6)
+        assert got.item() == pytest.approx(limit.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("T", [T_MAX * 1.01, 1e200])
+def test_T_beyond_T_MAX_is_refused_with_the_range(T):
+    z, v, y = _logits(0), _logits(1), _labels(2)
+    for call in (lambda: losses.soft_target_loss(z, v, T), lambda: losses.distillation_loss(z, v, y, T, 0.5)):
+        with pytest.raises(ValueError, match=r"^T must be .*>= T_MIN = 0.0001 and <= T_MAX = 1e\+08"):
+            call()
+
+
+@pytest.mark.parametrize("fn", ["soft", "distill", "regress", "perturb"])
+def test_logits_without_classes_are_refused(fn):
+    z, y = torch.zeros(4, 0), torch.zeros(4, dtype=torch.long)
+    call = {"soft": lambda: losses.soft_target_loss(z, z, 2.0),
+            "distill": lambda: losses.distillation_loss(z, z, y, 2.0, 0.5),
+            "regress": lambda: losses.logit_regression_loss(z, z),
+            "perturb": lambda: losses.perturb_logits(z, 0.1, 0.5)}[fn]
+    with pytest.raises(ValueError, match=r"logits must have at least one class \(C >= 1\)"):
+        call()

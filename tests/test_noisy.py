@@ -213,3 +213,14 @@ def test_mean_update_of_a_real_model():
     assert adam["ratio"] < 1 - 4 * adam["se"]
     clean = noisy.mean_update(make, x, v, "adam", 0.01, sigma=0.0, fraction=1.0, steps=6, repeats=2, batch_size=64)
     assert clean["ratio"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("sigma, fraction, name", [(-1, 0.5, "sigma"), (float("nan"), 0.5, "sigma"),
+                                                   (0.2, 1.5, "fraction"), (0.2, -0.1, "fraction")])
+def test_noise_settings_are_checked_up_front(sigma, fraction, name):
+    """Issue 26: refused when the loss is made, not at the first batch; the closed form likewise."""
+    with pytest.raises(ValueError, match=rf"^{name} must"):
+        noisy.noisy_teacher_loss(sigma, fraction)
+    z, v = torch.randn(4, 10), torch.randn(4, 10)
+    with pytest.raises(ValueError, match=rf"^{name} must"):
+        noisy.expected_noisy_loss(z, v, sigma, fraction)
