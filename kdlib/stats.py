@@ -6,13 +6,24 @@ import numpy as np
 from scipy import stats
 
 
+def _check_finite(name: str, values) -> None:
+    """ValueError naming the first seed (index) of ``values`` that is NaN or infinite."""
+    bad = np.flatnonzero(~np.isfinite(np.asarray(values, dtype=float)))
+    if len(bad):
+        i = int(bad[0])
+        raise ValueError(f"{name}[{i}] (seed index {i}) is {values[i]}: every value must be a finite "
+                         f"number (a diverged or missing run? leave that seed out of both lists)")
+
+
 def paired_ci(a, b, confidence: float = 0.95) -> dict:
     """Mean of the per-seed differences ``a - b`` and its ``confidence`` interval (Student t with
-    n - 1 degrees of freedom): mean ± t_{n-1} * sd / sqrt(n). Needs at least two pairs."""
+    n - 1 degrees of freedom): mean ± t_{n-1} * sd / sqrt(n). Needs at least two pairs, all finite."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
         raise ValueError(f"a and b must be 1-D with the same length >= 2 (one value per seed), "
                          f"got shapes {a.shape} and {b.shape}")
+    _check_finite("a", a)
+    _check_finite("b", b)
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}")
     d = a - b
@@ -36,8 +47,13 @@ def claim_verdict(ci: dict, min_effect: float) -> str:
     "supported" (interval above 0), "contradicted" (below 0), "not supported" (holds 0 and
     excludes every gain of ``min_effect`` or more: any gain is small) or "underpowered" (holds 0
     but also gains of ``min_effect`` or more: these seeds cannot tell)."""
-    if min_effect <= 0:
-        raise ValueError(f"min_effect must be > 0, got {min_effect!r}")
+    if not 0 < min_effect < np.inf:
+        raise ValueError(f"min_effect must be a finite number > 0, got {min_effect!r}")
+    if "diffs" in ci:
+        _check_finite("ci['diffs']", ci["diffs"])
+    for end in ("low", "high"):
+        if not np.isfinite(ci[end]):
+            raise ValueError(f"ci['{end}'] is {ci[end]}: the interval must be finite")
     if ci["low"] > 0:
         return "supported"
     if ci["high"] < 0:

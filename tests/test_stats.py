@@ -44,3 +44,24 @@ def test_claim_verdict_separates_no_effect_from_underpowered():
     assert wide["low"] < 0 < 0.5 < wide["high"] and claim_verdict(wide, 0.5) == "underpowered"
     with pytest.raises(ValueError, match="min_effect"):
         claim_verdict(wide, 0.0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("arg", ["a", "b"])
+def test_non_finite_values_are_refused_naming_the_seed(arg, bad):
+    """Issue 26: a NaN made a NaN mean that claim_verdict called "underpowered"; inf gave [nan, nan]."""
+    a, b = [0.9, 0.92, 0.91], [0.8, 0.85, 0.81]
+    (a if arg == "a" else b)[1] = bad
+    with pytest.raises(ValueError, match=rf"^{arg}\[1\] \(seed index 1\) is -?(nan|inf)"):
+        stats.paired_ci(a, b)
+
+
+def test_claim_verdict_refuses_a_non_finite_interval_or_effect():
+    ci = stats.paired_ci([0.9, 0.92, 0.91], [0.8, 0.85, 0.81])
+    for bad in (np.nan, np.inf):
+        with pytest.raises(ValueError, match="min_effect"):
+            stats.claim_verdict(ci, bad)
+    with pytest.raises(ValueError, match=r"seed index 2"):
+        stats.claim_verdict(dict(ci, diffs=[0.1, 0.07, np.nan]), 0.01)
+    with pytest.raises(ValueError, match=r"ci\['low'\] is nan"):
+        stats.claim_verdict({"mean": np.nan, "low": np.nan, "high": np.nan}, 0.01)
