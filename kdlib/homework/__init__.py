@@ -14,11 +14,25 @@ on Linux and macOS), and may not call kdlib's own implementation of what you are
 
 - :mod:`kdlib.homework.hw1`: ``check_softmax_t``, ``check_soft_target_loss``, ``check_distillation_loss``
 - :mod:`kdlib.homework.hw2`: ``check_perturb_logits``, ``check_training_step``
+- :mod:`kdlib.homework.hw3`: ``check_teacher_logits``, ``check_distill_epoch``, ``check_train_student``,
+  ``check_paired_ci``, ``check_verdict``, ``check_choose_temperature``
+- :mod:`kdlib.homework.hw4`: ``check_transfer_set``, ``check_train_without_3s``, ``check_accuracy_on_3s``,
+  ``check_shift_bias``, ``check_choose_bias``
+- :func:`mnist_task` (:mod:`kdlib.homework._task`): the data and fast teacher of homeworks 3 and 4.
 - :mod:`kdlib.homework._common`: what they share.
 """
 from ._common import CheckFailed
 from .hw1 import check_distillation_loss, check_soft_target_loss, check_softmax_t
 from .hw2 import check_perturb_logits, check_training_step
+from .hw3 import (check_choose_temperature, check_distill_epoch, check_paired_ci, check_teacher_logits,
+                  check_train_student, check_verdict)
+from .hw4 import (check_accuracy_on_3s, check_choose_bias, check_shift_bias, check_train_without_3s,
+                  check_transfer_set)
+from ._task import mnist_task
 
 __all__ = ["CheckFailed", "check_softmax_t", "check_soft_target_loss", "check_distillation_loss",
-           "check_perturb_logits", "check_training_step"]
+           "check_perturb_logits", "check_training_step",
+           "check_teacher_logits", "check_distill_epoch", "check_train_student", "check_paired_ci",
+           "check_verdict", "check_choose_temperature",
+           "check_transfer_set", "check_train_without_3s", "check_accuracy_on_3s", "check_shift_bias",
+           "check_choose_bias", "mnist_task"]
