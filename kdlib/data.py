@@ -8,6 +8,7 @@ from torchvision's downloaders; offline, the error says which file is missing an
 from __future__ import annotations
 
 import socket
+import threading
 import zipfile
 from pathlib import Path
 
@@ -29,6 +30,9 @@ STD = {"mnist": (0.3081,), "cifar10": (0.2470, 0.2435, 0.2616), "svhn": (0.1980,
 # Seconds a download waits for the server on any one network operation (connect, each read)
 # before it gives up: a network that accepts and never answers must not block load() forever.
 DOWNLOAD_TIMEOUT = 60.0
+# Seconds one dataset's whole download may take: a server that trickles a byte now and then never
+# trips DOWNLOAD_TIMEOUT. Ten minutes gets CIFAR-10's 170 MB at 0.3 MB/s.
+DOWNLOAD_DEADLINE = 600.0
 
 
 class DatasetError(ValueError):
@@ -94,6 +98,9 @@ def _read_npz(path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
         raise DatasetError(f"{path} is not a readable .npz dataset file ({type(e).__name__}: {e}). "
                            f"{rebuild}") from e
+    except MemoryError as e:  # a header that declares an array larger than memory
+        raise DatasetError(f"{path} declares an array too large for this machine's memory "
+                           f"({e}); a dataset file is at most a few hundred MB. {rebuild}") from e
     validate(images, labels, name, str(path))
     return images, labels
 
@@ -128,28 +135,74 @@ _HOW_TO = ("Either connect to the internet and call kdlib.data.load again (it do
            "(in this project: KDLIB_DATA=../shared/data).")
 
 
+def _folders(top: Path) -> set[Path]:
+    """``top`` and every folder inside it (none if ``top`` is not a folder)."""
+    return {top, *(p for p in top.rglob("*") if p.is_dir())} if top.is_dir() else set()
+
+
+def _remove_empty(folders: set[Path]) -> None:
+    """Remove those of ``folders`` that are empty, deepest first (a folder whose folders went is
+    empty then); a folder that cannot go (a file appeared in it) stays."""
+    for d in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        try:
+            d.rmdir()  # only ever removes an empty folder
+        except OSError:
+            pass
+
+
+def _download(name: str, split: str, folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_from_torchvision` into ``folder/torchvision``, each network operation given up after
+    ``DOWNLOAD_TIMEOUT`` s and the whole download after ``DOWNLOAD_DEADLINE`` s (TimeoutError).
+
+    It runs in a daemon thread: past the deadline that thread is left to end at its next timeout.
+    On failure the empty folders it made (e.g. ``torchvision/MNIST/raw``) are removed.
+    """
+    before, outcome = _folders(folder), {}
+
+    def work():
+        try:
+            outcome["arrays"] = _from_torchvision(name, split, folder / "torchvision")
+        except BaseException as e:  # handed to the caller
+            outcome["error"] = e
+    worker = threading.Thread(target=work, name=f"kdlib download {name}", daemon=True)
+    old_timeout = socket.getdefaulttimeout()  # torchvision's urlopen() calls take this default
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT)
+    try:
+        worker.start()
+        worker.join(DOWNLOAD_DEADLINE)
+        if worker.is_alive():
+            raise TimeoutError(f"the download took longer than DOWNLOAD_DEADLINE = {DOWNLOAD_DEADLINE:g} s")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["arrays"]
+    except BaseException:
+        _remove_empty(_folders(folder) - before)
+        raise
+    finally:
+        socket.setdefaulttimeout(old_timeout)
+
+
 def load(name: str, split: str, download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Return ``(images, labels)``: a uint8 tensor (N x 28 x 28 or N x 32 x 32 x 3) and an int64 tensor.
 
     ``name`` is one of ``"mnist"``, ``"cifar10"``, ``"svhn"``; ``split`` is ``"train"`` or ``"test"``.
     """
     path = path_of(name, split)
+    if path.parent.exists() and not path.parent.is_dir():
+        raise NotADirectoryError(f"The data folder {path.parent} (KDLIB_DATA) is a file, not a folder: "
+                                 f"point KDLIB_DATA at the folder that holds {path.name}.")
     if not path.exists():
         if not download:
             raise FileNotFoundError(f"Missing dataset file {path.name} ({name} {split}) in "
                                     f"{path.parent}. {_HOW_TO}")
-        # torchvision's urlopen() calls take the process-wide default socket timeout.
-        old_timeout = socket.getdefaulttimeout()
-        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT)
         try:
-            images, labels = _from_torchvision(name, split, path.parent / "torchvision")
+            images, labels = _download(name, split, path.parent)
         except Exception as e:  # offline, no answer in time, or a broken download
             raise FileNotFoundError(
                 f"Missing dataset file {path.name} ({name} {split}) in {path.parent}, and "
                 f"torchvision could not download {name} ({type(e).__name__}: {e}; it gives up when "
-                f"the server does not answer within {DOWNLOAD_TIMEOUT:g} s). {_HOW_TO}") from e
-        finally:
-            socket.setdefaulttimeout(old_timeout)
+                f"the server does not answer within {DOWNLOAD_TIMEOUT:g} s, or after "
+                f"{DOWNLOAD_DEADLINE:g} s in all). {_HOW_TO}") from e
         validate(images, labels, name, f"torchvision's {name} {split}")
         save_npz(path, images, labels)
     images, labels = _read_npz(path, name)
@@ -170,11 +223,20 @@ def train_val_split(n: int, n_val: int, seed: int = 42) -> tuple[torch.Tensor, t
 
 
 def to_float(images: torch.Tensor, name: str) -> torch.Tensor:
-    """uint8 images to normalised float32, N x C x H x W: ``(x / 255 - mean) / std``."""
+    """uint8 images to normalised float32, N x C x H x W: ``(x / 255 - mean) / std``.
+
+    ``images``: a tensor in :func:`load`'s layout for ``name`` (MNIST also N x 1 x 28 x 28)."""
     if name not in NAMES:
         raise ValueError(f"name must be one of {NAMES}, got {name!r}")
+    if not isinstance(images, torch.Tensor):
+        raise ValueError(f"images must be a torch tensor, got {type(images).__name__} "
+                         f"(torch.from_numpy turns a NumPy array into one)")
+    shapes = [IMAGE_SHAPE[name]] + ([(1, 28, 28)] if name == "mnist" else [])
+    if tuple(images.shape[1:]) not in shapes:
+        allowed = " or ".join("N x " + " x ".join(map(str, s)) for s in shapes)
+        raise ValueError(f"images for {name} must have shape {allowed}, got {tuple(images.shape)}")
     x = images.float() / 255  # never in place: .float() of a float32 tensor is that tensor
-    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+    x = x.unsqueeze(1) if x.ndim == 3 else x if name == "mnist" else x.permute(0, 3, 1, 2)
     mean = torch.tensor(MEAN[name]).view(1, -1, 1, 1)
     std = torch.tensor(STD[name]).view(1, -1, 1, 1)
     return ((x - mean) / std).contiguous()

@@ -148,3 +148,119 @@ def test_batches_bad_input():
         list(data.batches(torch.zeros(3), batch_size=0))
     with pytest.raises(ValueError, match="same length"):
         list(data.batches(torch.zeros(3), torch.zeros(4), batch_size=2))
+
+
+# ---- issue 26 ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def trickle_server():
+    """Port of a TCP server on 127.0.0.1 that answers every connection one byte each 0.2 s, forever."""
+    import socket
+    import threading
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    srv.settimeout(0.1)
+    stop = threading.Event()
+
+    def trickle(conn):
+        with conn:
+            while not stop.wait(0.2):
+                try:
+                    conn.sendall(b"H")
+                except OSError:  # the client went
+                    return
+
+    def serve():
+        while not stop.is_set():
+            try:
+                threading.Thread(target=trickle, args=(srv.accept()[0],), daemon=True).start()
+            except OSError:  # accept timed out: look at stop again
+                pass
+    threading.Thread(target=serve, daemon=True).start()
+    yield srv.getsockname()[1]
+    stop.set()
+    srv.close()
+
+
+def test_download_from_a_trickling_server_stops_at_the_deadline(empty_data, trickle_server, monkeypatch):
+    """Each read gets a byte well within DOWNLOAD_TIMEOUT, so only the overall deadline stops it."""
+    import threading
+    import time
+    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("no_proxy", "*")
+    monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", [f"http://127.0.0.1:{trickle_server}/"])
+    monkeypatch.setattr(data, "DOWNLOAD_TIMEOUT", 5.0)
+    monkeypatch.setattr(data, "DOWNLOAD_DEADLINE", 2.0, raising=False)
+    outcome = {}
+
+    def call():
+        start = time.monotonic()
+        try:
+            data.load("mnist", "train")
+        except Exception as e:
+            outcome["error"] = e
+        outcome["seconds"] = time.monotonic() - start
+    worker = threading.Thread(target=call, daemon=True)
+    worker.start()
+    worker.join(30)  # the test ends even if load never does
+    assert not worker.is_alive(), "data.load still reads from a server that trickles a byte at a time"
+    assert isinstance(outcome["error"], FileNotFoundError) and outcome["seconds"] < 10, outcome
+    msg = str(outcome["error"])
+    assert "mnist-train.npz" in msg and "DOWNLOAD_DEADLINE = 2 s" in msg
+    assert not (empty_data / "mnist-train.npz").exists()
+
+
+def test_data_folder_that_is_a_file_says_so(tmp_path, monkeypatch):
+    f = tmp_path / "data.npz"
+    f.write_bytes(b"not a folder")
+    monkeypatch.setenv("KDLIB_DATA", str(f))
+    with pytest.raises(NotADirectoryError, match=r"is a file, not a folder.*KDLIB_DATA"):
+        data.load("mnist", "train")
+    assert f.read_bytes() == b"not a folder"
+
+
+def test_npz_whose_header_declares_a_huge_array_names_the_file(empty_data):
+    """A 1 TiB array declared in 100 bytes: an error naming the file, not a bare MemoryError."""
+    import io
+    import zipfile
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False,
+                                                  "shape": (2 ** 40 // 784, 28, 28)})
+    with zipfile.ZipFile(empty_data / "mnist-train.npz", "w") as z:
+        z.writestr("images.npy", header.getvalue() + b"\0" * 100)
+        z.writestr("labels.npy", header.getvalue())
+    with pytest.raises(data.DatasetError, match="mnist-train.npz"):
+        data.load("mnist", "train")
+
+
+def test_offline_download_leaves_no_empty_folders(empty_data, offline):
+    kept = empty_data / "torchvision" / "mine"  # a folder that was there before stays
+    kept.mkdir(parents=True)
+    with pytest.raises(FileNotFoundError):
+        data.load("mnist", "train")
+    assert sorted(p.relative_to(empty_data).as_posix() for p in empty_data.rglob("*")) == [
+        "torchvision", "torchvision/mine"]
+    kept.rmdir()
+    (empty_data / "torchvision").rmdir()
+    with pytest.raises(FileNotFoundError):
+        data.load("cifar10", "test")
+    assert list(empty_data.iterdir()) == []
+
+
+@pytest.mark.parametrize("images, name, match", [
+    (torch.zeros(2, 28, 28, dtype=torch.uint8), "cifar10", r"N x 32 x 32 x 3"),
+    (torch.zeros(2, 32, 32, 3, dtype=torch.uint8), "mnist", r"N x 28 x 28 or N x 1 x 28 x 28"),
+    (torch.zeros(2, 3, 32, 32, dtype=torch.uint8), "cifar10", r"got \(2, 3, 32, 32\)"),
+    (torch.zeros(2, 784, dtype=torch.uint8), "mnist", r"got \(2, 784\)"),
+    (np.zeros((2, 28, 28), np.uint8), "mnist", r"torch tensor, got ndarray"),
+])
+def test_to_float_checks_the_images_against_the_name(images, name, match):
+    with pytest.raises(ValueError, match=match):
+        data.to_float(images, name)
+
+
+def test_to_float_takes_mnist_with_a_channel():
+    x = torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(data.to_float(x[:, None], "mnist"), data.to_float(x, "mnist"))
