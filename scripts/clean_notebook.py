@@ -6,7 +6,10 @@ nbclient saves the state of every ipywidget (each tqdm bar is about ten widget m
 notebook's metadata, and GitHub or nbviewer show a bar's first frame ("0%"). Here each bar's
 output becomes plain text with its final state ("teacher: 100%|██████████| 3750/3750 [...]"),
 bars that were closed (tqdm's ``leave=False``) are dropped, and the widget state is removed.
-Other outputs are left as they are. ``run_notebooks.py`` calls :func:`text_progress` on every run.
+A bar is what tqdm draws: an HBox of exactly HTML, progress bar, HTML. Any other widget (a slider,
+an HBox of controls) keeps its output's text fallback, which is what a notebook shows without the
+widget state. Other outputs are left as they are. ``run_notebooks.py`` calls :func:`text_progress`
+on every run.
 """
 from __future__ import annotations
 
@@ -19,13 +22,21 @@ import nbformat
 
 VIEW = "application/vnd.jupyter.widget-view+json"
 STATE = "application/vnd.jupyter.widget-state+json"
+PROGRESS = ("FloatProgressModel", "IntProgressModel")
+
+
+def _is_bar(model_id: str, state: dict) -> bool:
+    """True for a tqdm bar: an HBox of HTML, progress bar, HTML."""
+    box = state.get(model_id, {})
+    names = [state.get(ref.removeprefix("IPY_MODEL_"), {}).get("model_name")
+             for ref in box.get("state", {}).get("children", [])]
+    return (box.get("model_name") == "HBoxModel" and len(names) == 3 and names[0] == names[2] == "HTMLModel"
+            and names[1] in PROGRESS)
 
 
 def _bar_text(model_id: str, state: dict) -> str | None:
-    """The final text of the tqdm bar whose HBox is ``model_id``; None if it was closed."""
-    box = state.get(model_id)
-    if box is None or box.get("model_name") != "HBoxModel":
-        return None
+    """The final text of the tqdm bar whose HBox is ``model_id``; None if it was hidden."""
+    box = state[model_id]
     layout = state.get(box["state"].get("layout", "").removeprefix("IPY_MODEL_"), {}).get("state", {})
     if layout.get("visibility") == "hidden" or layout.get("display") == "none":
         return None
@@ -35,14 +46,15 @@ def _bar_text(model_id: str, state: dict) -> str | None:
         s = child.get("state", {})
         if child.get("model_name") == "HTMLModel":
             parts.append(html.unescape(re.sub(r"<[^>]+>", "", s.get("value", ""))))
-        elif child.get("model_name") in ("FloatProgressModel", "IntProgressModel"):
+        elif child.get("model_name") in PROGRESS:
             frac = (s.get("value") or 0) / s["max"] if s.get("max") else 0
             parts.append("|" + "█" * round(10 * frac) + " " * (10 - round(10 * frac)) + "|")
     return re.sub(r"[\xa0\u2007]", " ", "".join(parts)).strip() or None
 
 
 def text_progress(nb) -> int:
-    """Replace progress-bar widgets by their final text in ``nb`` (in place); returns how many."""
+    """Replace progress-bar widgets by their final text in ``nb`` (in place), drop closed ones
+    (no state left), keep other widgets' text fallback; returns how many widget outputs changed."""
     state = nb.metadata.get("widgets", {}).get(STATE, {}).get("state", {})
     n = 0
     for cell in nb.cells:
@@ -53,7 +65,12 @@ def text_progress(nb) -> int:
                 outputs.append(out)
                 continue
             n += 1
-            text = _bar_text(view["model_id"], state)
+            model_id = view.get("model_id")
+            if model_id in state and not _is_bar(model_id, state):  # a slider, an HBox of controls
+                out.data.pop(VIEW)
+                outputs += [out] if out.data else []
+                continue
+            text = _bar_text(model_id, state) if model_id in state else None
             if text is not None:
                 outputs.append(nbformat.v4.new_output("display_data", data={"text/plain": text}))
         if cell.cell_type == "code":
@@ -67,7 +84,7 @@ def main(paths: list[str]) -> None:
         nb = nbformat.read(p, as_version=4)
         n = text_progress(nb)
         nbformat.write(nb, p)
-        print(f"{p}: {n} progress widgets -> text, {p.stat().st_size / 1e6:.2f} MB")
+        print(f"{p}: {n} widget outputs -> text, {p.stat().st_size / 1e6:.2f} MB")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,9 @@ def run(path: Path, fast: bool) -> float:
 def main(argv: list[str]) -> None:
     fast = fast_mode()  # the same parser as the kernels': an unknown value is an error
     paths = [Path(a).resolve() for a in argv] or sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+    wrong = [a for a, p in zip(argv, paths) if p.suffix != ".ipynb" or not p.is_file()]
+    if wrong:  # before anything runs: a typo found after an hour of notebooks costs that hour
+        raise FileNotFoundError(f"not an existing .ipynb notebook: {', '.join(wrong)} (nothing was run)")
     mode = "fast" if fast else "full"
     for path in paths:
         print(f"running {path.name} ({mode} mode)...", flush=True)

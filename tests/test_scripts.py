@@ -31,6 +31,7 @@ def test_run_notebooks_reads_kdlib_fast_like_kdlib(value, fast, monkeypatch, tmp
     monkeypatch.setattr(rn, "run", lambda path, f: seen.append(f) or 1.0)
     monkeypatch.setattr(rn, "TIMES", tmp_path / "times.json")
     monkeypatch.setenv("KDLIB_FAST", value)
+    (tmp_path / "x.ipynb").write_text("{}")  # run() is replaced: the file is only looked at
     rn.main([str(tmp_path / "x.ipynb")])
     assert seen == [fast]
     assert ("fast" if fast else "full") in (tmp_path / "times.json").read_text()
@@ -71,4 +72,44 @@ def test_clean_notebook_keeps_each_bars_final_text():
     outs = nb.cells[0].outputs
     assert [o.output_type for o in outs] == ["display_data", "stream"]  # hidden and unknown bars dropped
     assert outs[0].data == {"text/plain": "teacher: 100%|██████████| 10/10 [00:05<00:00]"}
+    assert "widgets" not in nb.metadata
+
+
+def test_run_notebooks_checks_every_name_before_running_any(monkeypatch, tmp_path):
+    """Issue 26: a typo in the second name was found only after the first notebook had run."""
+    rn = _load("run_notebooks")
+    good = tmp_path / "a.ipynb"
+    good.write_text("{}")
+    monkeypatch.setattr(rn, "run", lambda path, f: pytest.fail(f"ran {path.name} before checking every name"))
+    monkeypatch.setattr(rn, "TIMES", tmp_path / "times.json")
+    monkeypatch.setenv("KDLIB_FAST", "0")
+    with pytest.raises(FileNotFoundError, match=r"notebook: \S*/typo\.ipynb, \S*/notes\.py \(nothing was run\)$"):
+        rn.main([str(good), str(tmp_path / "typo.ipynb"), str(tmp_path / "notes.py")])
+    assert not (tmp_path / "times.json").exists()
+
+
+def _widget_state(model_id: str, model_name: str, **state) -> dict:
+    return {model_id: {"model_name": model_name, "state": state}}
+
+
+def test_clean_notebook_keeps_other_widgets_as_their_text():
+    """Issue 26: only tqdm bars (HBox of HTML, progress, HTML) become their final text; a slider or
+    an HBox of controls keeps its text fallback (the widget view goes with the widget state)."""
+    cn = _load("clean_notebook")
+    view = "application/vnd.jupyter.widget-view+json"
+    state = {**_widget_state("s", "IntSliderModel", value=3),
+             **_widget_state("t", "FloatSliderModel", value=0.5),
+             **_widget_state("p", "IntProgressModel", value=2, max=4),
+             **_widget_state("controls", "HBoxModel", children=["IPY_MODEL_t", "IPY_MODEL_p"]),
+             **_bar_state("bar", "fit:", "10/10", 10)}
+    fallback = {"s": "IntSlider(value=3)", "controls": "HBox(children=(FloatSlider(value=0.5), IntProgress(value=2, max=4)))",
+                "bar": "0%"}
+    out = [nbformat.v4.new_output("display_data", data={view: {"model_id": m}, "text/plain": fallback[m]})
+           for m in ("s", "controls", "bar")]
+    out.append(nbformat.v4.new_output("display_data", data={view: {"model_id": "t"}}))  # no fallback: nothing to show
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("show()", outputs=out)])
+    nb.metadata["widgets"] = {cn.STATE: {"state": state}}
+    cn.text_progress(nb)
+    assert [o.data for o in nb.cells[0].outputs] == [
+        {"text/plain": fallback["s"]}, {"text/plain": fallback["controls"]}, {"text/plain": "fit:|██████████|10/10"}]
     assert "widgets" not in nb.metadata
