@@ -7,7 +7,7 @@ Every training loop of the series is measured against the machine's own limit:
    2048, torch's default threads, best of a few repetitions before the loops and a few after), in
    GFLOP/s: float32, and bf16 (bf16 tensors) where the hardware has it (``config.bf16()``);
 3. every training loop of notebooks 02-06 with its notebook's batch size, optimiser, loss, memory
-   format and thread count (``train.torch_threads(train.auto_threads(model))``, as ``train.fit``
+   format and thread count (``fast.threads_for(model)``, as the recipes
    runs it), on real MNIST / CIFAR-10 tensors on the CPU, as images/s and as a fraction of the
    matmul rate of the loop's precision: 'bf16' for a loop kdlib trains under bf16 autocast (a
    convnet in channels_last where ``config.bf16()``, see ``train._runner``), else 'fp32'; so a
@@ -22,7 +22,7 @@ Every training loop of the series is measured against the machine's own limit:
    against kdlib's loop for the seed teacher, and a 784-16-10 student epoch on cached teacher
    logits against a teacher forward on every batch (a fraction of the epoch, scaled to 48,000);
    and notebook 03's blog-teacher trunk with kdlib's allocator setting and with glibc's default
-   (``kdlib.config.reuse_freed_memory``, in two fresh processes);
+   (``kdlib.fast.memory``, ``KDLIB_MALLOC=1``, in two fresh processes);
 4. wall time of every notebook in fast mode (run now with nbclient, unless ``--skip-notebooks``)
    and in full mode (as recorded by the last `make notebooks` in bench/notebook_times.json), and
    the per-part wall times a notebook printed in its committed full-length run.
@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from kdlib import config, data, losses, models, recipes, train
+from kdlib import config, data, fast, losses, models, recipes, train
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
@@ -160,11 +160,11 @@ def time_loop(model: torch.nn.Module, optimizer, tensors: tuple, batch_size: int
     """Images per second of ``train.train_epoch`` (kdlib's loop, as ``train.fit`` runs it) on rows
     of ``tensors``: a warm-up of two batches, then ``reps`` timed passes of about ``seconds`` each
     (at least 3 batches, at most the data or ``max_batches``); the best pass counts.
-    ``threads="auto"``: ``train.auto_threads(model)``, as ``train.fit``; else that count (None: as is).
+    ``threads="auto"``: ``fast.threads.auto_threads(model)``, as the recipes; else that count (None: as is).
     """
     n_rows = len(tensors[0])
     gen = torch.Generator().manual_seed(0)
-    with train.torch_threads(train.auto_threads(model) if threads == "auto" else threads):
+    with fast.torch_threads(fast.threads.auto_threads(model) if threads == "auto" else threads):
         warm = tuple(t[: 2 * batch_size] for t in tensors)
         start = time.perf_counter()
         train.train_epoch(model, optimizer, train.Batches(*warm, batch_size=batch_size, generator=gen,
@@ -196,7 +196,7 @@ def step_breakdown(model: torch.nn.Module, optimizer, tensors: tuple, batch_size
     phases = dict.fromkeys(("data", "forward", "backward", "optimizer"), 0.0)
     dev = next(model.parameters()).device
     model.train()
-    with train.torch_threads(train.auto_threads(model) if threads == "auto" else threads):
+    with fast.torch_threads(fast.threads.auto_threads(model) if threads == "auto" else threads):
         it = iter(train.Batches(*part, batch_size=batch_size, generator=gen, augment=augment))
         for i in range(steps + 1):
             t0 = time.perf_counter()
@@ -307,14 +307,14 @@ def loops() -> list[Loop]:
              (blog_x, blog_y), bs.batch_size),
         Loop("784-16-10 student, cached logits, hard+soft (fused Adam)", "03",
              lambda: (m := models.StudentNet(), torch.optim.Adam(m.parameters(), lr=st.lr, fused=True)),
-             (x, y, logits), st.batch_size, recipes.student_loss("hard+soft")),
+             (x, y, logits), st.batch_size, recipes.three_way_loss("hard+soft")),
     ]
     # notebook 03's weak student: the blog teacher's head (dropout on) runs on cached trunk features
     _, head = as_written.split_at_dropout(models.BlogTeacherNet())
     feats = torch.randn(20000, 1024)  # stands for the cached trunk features
     out.append(Loop("blog's weak student WeakStudentNet (Adam), teacher head on cached features", "03",
-                    lambda: (m := models.WeakStudentNet(), torch.optim.Adam(m.parameters(), lr=1e-4, fused=True)),
-                    (blog_x[:20000], blog_y[:20000], feats), 32, weak_student_loss(models.fast_dropout(head)),
+                    lambda: (m := fast.window_convs(models.WeakStudentNet()), torch.optim.Adam(m.parameters(), lr=1e-4, fused=True)),
+                    (blog_x[:20000], blog_y[:20000], feats), 32, weak_student_loss(fast.fast_dropout(head)),
                     note="FLOPs: mostly the teacher head's forward (1024 x 10)"))
     # notebook 05 (Sau & Balasubramanian): CPU-sized CIFAR-10 networks, the paper's MNIST ones
     cifar = noisy.settings("cifar10")
@@ -369,7 +369,7 @@ def hinton_loops(x: torch.Tensor, y: torch.Tensor, logits: torch.Tensor) -> list
         where = "kdlib.hinton's settings"
     except ImportError:  # the networks exist, the recipe not yet: batch 128, Adam 1e-3
         hidden, t_batch, batch, t_lr, lr, t_in, t_drop, shift = (1200, 1200), 128, 128, 1e-3, 1e-3, 0.2, 0.5, None
-        s_loss, where = recipes.student_loss("hard+soft"), "assumed recipe (no kdlib.hinton)"
+        s_loss, where = recipes.three_way_loss("hard+soft"), "assumed recipe (no kdlib.hinton)"
     return [
         Loop(f"teacher MLP{tuple(hidden)}, dropout {t_in}/{t_drop}, jitter (fused Adam)", "06",
              lambda: (m := models.MLP(tuple(hidden), input_dropout=t_in, dropout=t_drop),
@@ -436,7 +436,7 @@ def distillation_rows(rates: dict[str, float], x: torch.Tensor, y: torch.Tensor,
     part of the epoch and scaled to 48,000 images. ``student_ips``: the cached-logit loop's rate,
     measured before."""
     st = recipes.STUDENT
-    loss = recipes.student_loss("hard+soft")
+    loss = recipes.three_way_loss("hard+soft")
     teacher = train.freeze(models.TeacherNet())
     variants = [("fp32, as the seed", False)] + ([("channels_last + bf16", True)] if config.bf16() else [])
     rows = []
@@ -473,21 +473,21 @@ def distillation_rows(rates: dict[str, float], x: torch.Tensor, y: torch.Tensor,
 
 def stacked_rows(rates: dict[str, float], x: torch.Tensor, y: torch.Tensor, singles: dict) -> list[Row]:
     """Notebook 03's tiny students as it trains them: five seeds as one stacked run
-    (:func:`kdlib.stacked.fit_stacked`, float32), in images/s over all five models; ``singles``: the one-model
+    (:func:`kdlib.fast.fit_stacked`, float32), in images/s over all five models; ``singles``: the one-model
     rates of the same loops (images/s), for the speed-up. The weak student's soft targets come from
-    the blog teacher's head with :class:`~kdlib.models.ByteDropout` (notebook 03's fast head) as
+    the blog teacher's head with :class:`~kdlib.fast.ByteDropout` (notebook 03's fast head) as
     ``fit_stacked``'s ``targets``: a new draw for every row, per model and epoch (its FLOPs are
     counted as the head running inside the loss, the same count per image)."""
-    from kdlib import as_written, stacked
+    from kdlib import as_written
 
     st, k = recipes.STUDENT, 5
     logits = torch.randn(len(y), 10)
     _, blog_head = as_written.split_at_dropout(models.BlogTeacherNet())
-    fast_head = models.fast_dropout(blog_head)
+    fast_head = fast.fast_dropout(blog_head)
     blog_x = x.mul(0.3081).add(0.1307)  # pixels / 255, near enough for timing
-    kd = recipes.student_loss("hard+soft")
+    kd = recipes.three_way_loss("hard+soft")
     cases = [("784-16-10 student", models.StudentNet, (x, y, logits), st.batch_size, kd, None, kd, 1e-3, 3000),
-             ("blog's weak student", models.WeakStudentNet, (blog_x, y, torch.randn(len(y), 1024)), 32,
+             ("blog's weak student", lambda: fast.window_convs(models.WeakStudentNet()), (blog_x, y, torch.randn(len(y), 1024)), 32,
               lambda z, yb, v: losses.distillation_loss(z, v, yb, 5.0, 0.7), fast_head,
               weak_student_loss(fast_head), 1e-4, 1500)]
     rows = []
@@ -498,7 +498,7 @@ def stacked_rows(rates: dict[str, float], x: torch.Tensor, y: torch.Tensor, sing
             ms = [make() for _ in range(k)]
             bs = [train.Batches(*part, batch_size=batch, generator=torch.Generator().manual_seed(i)) for i in range(k)]
             start = time.perf_counter()
-            stacked.fit_stacked(ms, lambda p: torch.optim.Adam(p, lr=lr, fused=True), bs, epochs=1,
+            fast.fit_stacked(ms, lambda p: torch.optim.Adam(p, lr=lr, fused=True), bs, epochs=1,
                                 loss_fn=loss_fn, targets=targets, desc=None)
             return time.perf_counter() - start
         run()  # warm-up
@@ -506,7 +506,7 @@ def stacked_rows(rates: dict[str, float], x: torch.Tensor, y: torch.Tensor, sing
         flops = step_flops(make(), tuple(t[:batch] for t in tensors), flops_loss)
         single = singles.get(name)
         note = f"{single and ips / single:.1f}x one model at a time" if single else ""
-        rows.append(Row(f"03: {name}, {k} seeds stacked (kdlib.stacked)", batch, flops / 1e9, ips,
+        rows.append(Row(f"03: {name}, {k} seeds stacked (kdlib.fast)", batch, flops / 1e9, ips,
                         "fp32", note).against(rates))
         print(rows[-1].markdown(), flush=True)
     return rows
@@ -514,20 +514,21 @@ def stacked_rows(rates: dict[str, float], x: torch.Tensor, y: torch.Tensor, sing
 
 ALLOCATOR_PROBE = """
 import time, torch
-from kdlib import as_written, config, models, train
+import kdlib
+from kdlib import as_written, models, train
 trunk, _ = as_written.split_at_dropout(models.BlogTeacherNet().to(memory_format=torch.channels_last))
 x = torch.rand(3000, 1, 28, 28)
 train.predict_logits(trunk, x[:1000])
 start = time.perf_counter()
 train.predict_logits(trunk, x)
-print(config.MALLOC_TUNED, len(x) / (time.perf_counter() - start))
+print(kdlib.MALLOC_TUNED, len(x) / (time.perf_counter() - start))
 """
 
 
 def allocator_rows(rates: dict[str, float]) -> list[Row]:
     """Notebook 03's blog-teacher trunk over 3,000 images (``predict_logits``, batches of 1000,
     channels_last, float32) in two fresh processes: with kdlib's allocator setting
-    (:func:`kdlib.config.reuse_freed_memory`) and with glibc's default (``KDLIB_MALLOC=0``)."""
+    (``KDLIB_MALLOC=1``: :mod:`kdlib.fast.memory`) and with glibc's default (``KDLIB_MALLOC=0``)."""
     from kdlib import as_written
 
     with FlopCounterMode(display=False) as counter, torch.inference_mode():

@@ -6,8 +6,8 @@ Both teachers run with dropout on while the student learns (the seed left its te
 every batch. The layers before a teacher's first dropout are deterministic, though: they run once
 over the whole training set (:func:`split_at_dropout`, then :func:`kdlib.train.predict_logits` on
 the trunk), and only the rest, the head, runs with new dropout draws on the cached features:
-``kdlib.stacked.fit_stacked(..., targets=head)`` draws every image's logits ``v`` anew for each
-student and epoch (each image comes once per epoch) and hands them to the losses below, which are
+the recipes (``kdlib.recipes.train_seed_students(..., teacher_head=head)``) draw every image's logits
+``v`` anew for each student and epoch (each image comes once per epoch) and hands them to the losses below, which are
 plain functions of ``(z, y, v)``.
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ def seed_loss(T: float = 2.0, alpha: float = 0.8):
 
     where ``KLDivLoss()`` has its default reduction ``'mean'`` (over the batch *and* the C classes:
     1/C of the KL divergence). The seed's ``v``: its teacher in train mode, dropout on, new draws on
-    every batch (in notebook 03, the teacher's head as ``fit_stacked``'s ``targets``).
+    every batch (in notebook 03, the teacher's head as the recipe's ``teacher_head``).
     """
     kl_mean = nn.KLDivLoss()  # reduction='mean', as the seed wrote it
 

@@ -8,14 +8,12 @@
 - ``KDLIB_CHECKPOINTS`` folder for trained models (default ``checkpoints/`` in the
                        project, else ``~/.cache/kdlib/checkpoints``).
 - ``KDLIB_BF16``       ``0`` turns bf16 autocast off where the hardware has it (default: on there).
-- ``KDLIB_MALLOC``     ``0`` leaves the C allocator as it is (default: :func:`reuse_freed_memory`).
+- ``KDLIB_MALLOC``     ``1``: ``import kdlib`` lets glibc reuse freed memory (:mod:`kdlib.fast.memory`).
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import platform
-import sys
 from pathlib import Path
 
 import torch
@@ -90,32 +88,3 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-# glibc's mallopt parameters (malloc.h)
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-MMAP_THRESHOLD = 256 * 2 ** 20  # blocks below this come from the heap and are reused when freed
-TRIM_THRESHOLD = 512 * 2 ** 20  # free memory the heap keeps before giving it back to the system
-
-
-def reuse_freed_memory() -> bool:
-    """Let the C allocator reuse freed tensors' memory (Linux with glibc); True if it was set.
-
-    By default glibc maps every block above 32 MiB (above 128 KiB until its threshold adapts) fresh
-    from the system and unmaps it when freed, so a loop that makes a new 10-100 MB tensor per batch
-    (a convolution's output for 1,000 images, a batch of dropout masks) pays a page fault per 4 KiB
-    on every batch: it halved the speed of notebook 03's teacher trunks on a 2-core Xeon VM
-    (``bench/bench.py`` measures it). Blocks under ``MMAP_THRESHOLD`` now come from the heap, which
-    keeps up to ``TRIM_THRESHOLD`` of freed memory for the next batch. The numbers computed are the
-    same; only where the memory comes from changes. ``KDLIB_MALLOC=0`` leaves glibc as it is.
-    """
-    if not flag("KDLIB_MALLOC", default=True) or not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc (e.g. musl)
-        return False
-    return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
-
-
-MALLOC_TUNED = reuse_freed_memory()

@@ -7,7 +7,6 @@ import numbers
 import operator
 from collections.abc import Iterable, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -43,63 +42,6 @@ class AlwaysDropout(nn.Module):
         return f"p={self.p}, on in eval mode too"
 
 
-class ByteDropout(nn.Module):
-    """Dropout whose mask comes from random bytes: an element is kept when its byte is >= 256 p,
-    and kept elements are scaled by 1 / (1 - p). The same distribution as ``nn.Dropout(p)`` for p a
-    multiple of 1/256 (0.25 and 0.5 here), several times faster on a CPU, where ``bernoulli_`` draws
-    one random number per element: here one 64-bit draw gives 8 bytes. ``always=True``: on in eval
-    mode too (:class:`AlwaysDropout`). For a teacher that runs with dropout on every batch (notebook 03).
-
-    On the CPU the bytes come from NumPy's SFC64 generator (3x faster than ``torch``'s own
-    ``random_`` here), seeded from torch's generator on every call, so ``torch.manual_seed`` still
-    fixes every mask."""
-
-    def __init__(self, p: float = 0.5, always: bool = False):
-        super().__init__()
-        if not isinstance(p, numbers.Real) or not 0 <= p < 1 or not float(p * 256).is_integer():
-            raise ValueError(f"p must be a multiple of 1/256 in [0, 1), got {p!r}")
-        self.p, self.always = float(p), always
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.p == 0 or not (self.training or self.always):
-            return x
-        n = x.numel()
-        uniform = random_bytes(n, x.device).view(x.shape)
-        # keep = 1 where the byte is >= c = 256 p, else 0: clamp to [c - 1, c], minus c - 1, in bytes;
-        # then as x's dtype, times 1 / (1 - p). Arithmetic, not a boolean mask: 3x faster on a CPU
-        c = round(256 * self.p)
-        keep = uniform.clamp(c - 1, c).sub_(c - 1).to(x.dtype).mul_(1 / (1 - self.p))
-        return x * keep
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}" + (", on in eval mode too" if self.always else "")
-
-
-def random_bytes(n: int, device: torch.device | str = "cpu") -> torch.Tensor:
-    """``n`` independent uniform random bytes (uint8), determined by torch's global generator: on
-    the CPU from NumPy's SFC64 seeded with one draw of it, elsewhere from ``random_`` on the device
-    (the full 64-bit range, so all 8 bytes of a draw are uniform)."""
-    words = -(-n // 8)
-    if torch.device(device).type == "cpu":
-        seed = int(torch.randint(0, 2 ** 63 - 1, ()))
-        draws = torch.from_numpy(np.random.SFC64(seed).random_raw(words).view(np.uint8))
-    else:
-        draws = torch.empty(words, dtype=torch.int64, device=device).random_(-2 ** 63, None).view(torch.uint8)
-    return draws[:n]
-
-
-def fast_dropout(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` with each ``nn.Dropout`` / :class:`AlwaysDropout` replaced by a
-    :class:`ByteDropout` of the same p (and the same eval-mode behaviour); the other layers are
-    copies. The original is left as it is."""
-    model = copy.deepcopy(model)
-    for name, m in list(model.named_modules()):
-        if isinstance(m, (nn.Dropout, AlwaysDropout)):
-            parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
-            setattr(parent, name.rpartition(".")[2], ByteDropout(m.p, always=isinstance(m, AlwaysDropout)))
-    return model
-
-
 def BlogTeacherNet() -> nn.Sequential:
     """The seed blog's teacher as its code wrote it: Conv 64 and Conv 128 (3x3, padding 1, each
     with ReLU and 2x2 max-pool), Linear(128*7*7, 1024), functional dropout 0.5 that stays on in
@@ -113,35 +55,9 @@ def BlogTeacherNet() -> nn.Sequential:
     )
 
 
-class WindowConv2d(nn.Conv2d):
-    """``nn.Conv2d(c_in, c_out, k, stride=k)``: a convolution whose windows do not overlap, computed
-    as one matrix product over the windows (the same numbers as ``nn.Conv2d``: tests/test_models.py).
-    For the blog's 7x7 single-channel convolution the convolution routine's fixed cost is most of
-    a training step; a matrix product also stacks across models (:mod:`kdlib.stacked`)."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int):
-        super().__init__(in_channels, out_channels, kernel_size, stride=kernel_size)
-
-    def windows(self, x: torch.Tensor) -> torch.Tensor:
-        """The k x k windows of x (n, c, h, w) as rows: (n, h/k * w/k, c k k), each row in the order
-        of the weight's entries."""
-        n, c, h, w = x.shape
-        k = self.kernel_size[0]
-        if h % k or w % k:
-            raise ValueError(f"input height and width must be multiples of {k}, got {h} x {w}")
-        return x.reshape(n, c, h // k, k, w // k, k).permute(0, 2, 4, 1, 3, 5).reshape(n, -1, c * k * k)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, _, h, w = x.shape
-        k = self.kernel_size[0]
-        out = self.windows(x) @ self.weight.reshape(self.out_channels, -1).T + self.bias  # (n, windows, c_out)
-        return out.transpose(1, 2).reshape(n, self.out_channels, h // k, w // k)
-
-
 def WeakStudentNet() -> nn.Sequential:
-    """The seed blog's weak student: Conv2d(1, 1, 7, stride 7) - ReLU - Linear(16, 10): 220 parameters
-    (the convolution as :class:`WindowConv2d`, the same numbers, faster)."""
-    return nn.Sequential(WindowConv2d(1, 1, 7), nn.ReLU(), nn.Flatten(), nn.Linear(16, 10))
+    """The seed blog's weak student: Conv2d(1, 1, 7, stride 7) - ReLU - Linear(16, 10): 220 parameters."""
+    return nn.Sequential(nn.Conv2d(1, 1, 7, stride=7), nn.ReLU(), nn.Flatten(), nn.Linear(16, 10))
 
 
 def count_parameters(model: nn.Module) -> int:

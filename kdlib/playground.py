@@ -18,7 +18,7 @@ COLUMNS = {"run": "run", "hidden": "hidden units", "T": "T", "alpha": "alpha", "
 
 
 def train_and_score(data: dict, hidden: int = 16, T: float = 2.0, alpha: float = 0.8, seed: int = 0,
-                    max_epochs: int | None = None, desc: str | None = None) -> dict:
+                    max_epochs: int | None = None) -> dict:
     """Train a 784-``hidden``-10 student on ``alpha * T^2 KL + (1 - alpha) CE`` (notebook 03's
     recipe: Adam 1e-3, batch 64, early stopping on validation) and score it on the test set.
 
@@ -29,9 +29,8 @@ def train_and_score(data: dict, hidden: int = 16, T: float = 2.0, alpha: float =
     if hidden not in HIDDEN:
         raise ValueError(f"hidden must be one of {HIDDEN}, got {hidden!r}")
     start = time.perf_counter()
-    loss_fn = recipes.student_loss("hard+soft", T=T, alpha=alpha)
-    model, hist = recipes.train_mnist_student(loss_fn, data["train"], data["val"], seed, max_epochs,
-                                              desc=desc, hidden=hidden)
+    loss_fn = recipes.three_way_loss("hard+soft", T=T, alpha=alpha)
+    model, hist = recipes.train_seed_student(loss_fn, data["train"], data["val"], seed, hidden, max_epochs)
     x, y, v = data["test"]
     z = train.predict_logits(model, x)
     return dict(hidden=hidden, T=float(T), alpha=float(alpha), seed=seed, epochs=len(hist["train_loss"]),
@@ -89,8 +88,7 @@ class Playground:
             self.progress.clear_output()
             with self.progress:
                 r = train_and_score(self.data, self.hidden.value, self.T.value, self.alpha.value,
-                                    self.seed.value, self.max_epochs,
-                                    desc=f"{self.hidden.value} units, T={self.T.value:.2f}, alpha={self.alpha.value:.2f}")
+                                    self.seed.value, self.max_epochs)
             r["run"] = len(self.runs) + 1
             self.runs.append(r)
             self.result.value = (f'<span class="kd-result">run {r["run"]}: test accuracy {r["test_acc"]:.4f}, '

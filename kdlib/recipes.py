@@ -3,6 +3,8 @@
 :func:`mnist_teacher` is the seed experiment's MNIST teacher, trained once and checkpointed:
 notebook 02 trains it; notebooks 01, 03, 04 and homework 2 load it (or train it if it is missing).
 :func:`blog_teacher` is the seed blog's teacher: notebook 02 trains it, notebook 03 loads it.
+The students of notebook 03 train with the speed engine (:mod:`kdlib.fast`): several seeds as one
+run, one thread for a tiny model; the notebook writes the plain loop first.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import checkpoint, config, data, models, stacked, train
+from . import checkpoint, config, data, fast, losses, models, train
 from .repro import seed_everything
 
 
@@ -21,8 +23,8 @@ def mnist_split(subset: int | None = None) -> dict:
 
 
 @dataclass(frozen=True)
-class TeacherSettings:
-    """How a teacher is trained; every field names its checkpoint. The defaults are the seed
+class ConvTeacherSettings:
+    """How a conv teacher of notebook 02 is trained; every field names its checkpoint. The defaults are the seed
     recipe: Adadelta lr 1.0, StepLR ``gamma`` 0.7 per epoch, batch 64, 5 epochs, on the
     48,000-image split only. ``bf16``: autocast used in training (where the hardware has it)."""
     model: str = "TeacherNet"
@@ -38,12 +40,12 @@ class TeacherSettings:
     channels_last: bool = True
 
 
-def teacher_settings() -> TeacherSettings:
+def teacher_settings() -> ConvTeacherSettings:
     """The seed teacher's settings in the current mode (fast mode: 1 epoch on 6,000 images)."""
-    return TeacherSettings(epochs=config.pick(5, 1), subset=config.pick(None, 6000), bf16=config.bf16())
+    return ConvTeacherSettings(epochs=config.pick(5, 1), subset=config.pick(None, 6000), bf16=config.bf16())
 
 
-def _train_teacher(model: torch.nn.Module, s: TeacherSettings, desc: str | None) -> dict:
+def _train_teacher(model: torch.nn.Module, s: ConvTeacherSettings, desc: str | None) -> dict:
     gen = seed_everything(s.seed)
     d = mnist_split(s.subset)
     model.to(memory_format=torch.channels_last)
@@ -83,11 +85,10 @@ class StudentSettings:
 STUDENT = StudentSettings()
 
 
-def student_loss(kind: str, T: float = STUDENT.T, alpha: float = STUDENT.alpha):
-    """``loss_fn(logits, labels, teacher_logits)`` for kind ``"hard"`` (cross-entropy only),
-    ``"soft"`` (soft_target_loss only) or ``"hard+soft"`` (distillation_loss with ``alpha``)."""
-    from . import losses
-
+def three_way_loss(kind: str, T: float = STUDENT.T, alpha: float = STUDENT.alpha):
+    """``loss_fn(logits, labels, teacher_logits)`` of notebook 03's three students: ``"hard"``
+    (cross-entropy only), ``"soft"`` (soft_target_loss only) or ``"hard+soft"`` (distillation_loss,
+    ``alpha`` weighting the soft term)."""
     if kind == "hard":
         return train.cross_entropy
     if kind == "soft":
@@ -97,9 +98,8 @@ def student_loss(kind: str, T: float = STUDENT.T, alpha: float = STUDENT.alpha):
     raise ValueError(f"kind must be 'hard', 'soft' or 'hard+soft', got {kind!r}")
 
 
-def train_mnist_student(loss_fn, train_data, val_data, seed: int, max_epochs: int | None = None,
-                        desc: str | None = "student", hidden: int = 16):
-    """The seed's 784-``hidden``-10 student trained with :data:`STUDENT`'s recipe and ``loss_fn``.
+def train_seed_student(loss_fn, train_data, val_data, seed: int, hidden: int = 16, max_epochs: int | None = None):
+    """One 784-``hidden``-10 student (the seed's) trained with :data:`STUDENT`'s recipe and ``loss_fn``.
     ``train_data``/``val_data`` are ``(x, y, *extra)`` tuples whose extras reach ``loss_fn``
     (cached teacher logits); the best weights on validation are kept. Returns ``(model, history)``."""
     s = STUDENT
@@ -107,28 +107,42 @@ def train_mnist_student(loss_fn, train_data, val_data, seed: int, max_epochs: in
     model = models.StudentNet(hidden)
     opt = torch.optim.Adam(model.parameters(), lr=s.lr, fused=True)
     es = train.EarlyStopping(patience=s.patience, min_delta=s.min_delta)
-    hist = train.fit(model, opt, train.Batches(*train_data, batch_size=s.batch_size, generator=gen),
-                     val_data, epochs=max_epochs or s.max_epochs, loss_fn=loss_fn,
-                     early_stopping=es, desc=desc)
+    with fast.threads_for(model):
+        hist = train.fit(model, opt, train.Batches(*train_data, batch_size=s.batch_size, generator=gen),
+                         val_data, epochs=max_epochs or s.max_epochs, loss_fn=loss_fn, early_stopping=es,
+                         desc=f"student 784-{hidden}-10, seed {seed}")
     return model, hist
 
 
-def train_mnist_students(loss_fn, train_data, val_data, seeds, desc: str | None = "students", targets=None) -> list:
-    """:func:`train_mnist_student` for each of ``seeds`` (the same initial weights and batches per
-    seed), trained together as one stacked run (:func:`kdlib.stacked.fit_stacked`; ``make bench``
-    measures the speed-up). ``loss_fn``: one loss, or a list of one per seed (a seed may repeat,
-    e.g. three losses over the same five seeds); ``targets``: as in ``fit_stacked`` (a dropout
-    teacher's head, drawn anew for every image, student and epoch). Returns ``[(model, history), ...]`` in the order of ``seeds``."""
+def _stacked_students(build, loss_by_kind: dict, train_data, val_data, seeds, teacher_head=None, *,
+                      lr, batch_size, epochs, early_stopping: bool):
+    """One student per kind and seed (the same initial weights and batch order per seed for every
+    kind), trained as one stacked run (:func:`kdlib.fast.fit_stacked`); ``teacher_head``: a teacher's
+    head with its dropout on, drawn anew for every image, student and epoch (:mod:`kdlib.as_written`).
+    Returns ``{kind: [(model, history) per seed]}``."""
+    students, batches, loss_fns = [], [], []
+    for loss_fn in loss_by_kind.values():
+        for seed in seeds:
+            gen = seed_everything(seed)
+            students.append(build())
+            batches.append(train.Batches(*train_data, batch_size=batch_size, generator=gen))
+            loss_fns.append(loss_fn)
+    stopping = [train.EarlyStopping(STUDENT.patience, STUDENT.min_delta) for _ in students] if early_stopping else None
+    targets = fast.fast_dropout(teacher_head).train() if teacher_head is not None else None
+    desc = f"{', '.join(loss_by_kind)} x seeds {list(seeds)}"
+    hists = fast.fit_stacked(students, lambda p: torch.optim.Adam(p, lr=lr, fused=True), batches, val_data,
+                             epochs=epochs, loss_fn=loss_fns, early_stopping=stopping, targets=targets, desc=desc)
+    runs = list(zip(students, hists))
+    return {kind: runs[i * len(seeds):(i + 1) * len(seeds)] for i, kind in enumerate(loss_by_kind)}
+
+
+def train_seed_students(loss_by_kind: dict, train_data, val_data, seeds, teacher_head=None) -> dict:
+    """:func:`train_seed_student` for each kind (``{kind: loss_fn}``) and seed, all trained together
+    (:func:`_stacked_students`; tests/test_recipes.py checks it equals separate runs; ``make bench``
+    measures the speed-up). Returns ``{kind: [(model, history) per seed]}``."""
     s = STUDENT
-    students, batches = [], []
-    for seed in seeds:
-        gen = seed_everything(seed)
-        students.append(models.StudentNet())
-        batches.append(train.Batches(*train_data, batch_size=s.batch_size, generator=gen))
-    hists = stacked.fit_stacked(students, lambda p: torch.optim.Adam(p, lr=s.lr, fused=True), batches, val_data,
-                                epochs=s.max_epochs, loss_fn=loss_fn, desc=desc, targets=targets,
-                                early_stopping=[train.EarlyStopping(s.patience, s.min_delta) for _ in seeds])
-    return list(zip(students, hists))
+    return _stacked_students(models.StudentNet, loss_by_kind, train_data, val_data, seeds, teacher_head,
+                             lr=s.lr, batch_size=s.batch_size, epochs=s.max_epochs, early_stopping=True)
 
 
 # ---- The seed blog's pair (notebook 03's weak-student experiment) ---------------------------
@@ -145,11 +159,11 @@ def mnist_full(subset: int | None = None) -> dict:
     return parts
 
 
-def blog_teacher_settings() -> TeacherSettings:
+def blog_teacher_settings() -> ConvTeacherSettings:
     """The blog's recipe: Adam lr 1e-4 (no schedule), batch 32, 5 epochs on all 60,000 training
     images (pixels / 255), its network as written (:func:`kdlib.models.BlogTeacherNet`); fast
     mode: 1 epoch on 2,000 images."""
-    return TeacherSettings(model="BlogTeacherNet (as written: no ReLU after fc1, dropout on in eval)",
+    return ConvTeacherSettings(model="BlogTeacherNet (as written: no ReLU after fc1, dropout on in eval)",
                            data="mnist-60k, pixels/255", optimizer="Adam (fused)", lr=1e-4, gamma=None,
                            batch_size=32, epochs=config.pick(5, 1), subset=config.pick(None, 2000),
                            bf16=config.bf16())
@@ -172,3 +186,16 @@ def blog_teacher(progress: bool = True) -> tuple[torch.nn.Module, dict]:
         return {"history": hist, "test_acc": hist["val_acc"][-1]}
 
     return checkpoint.cached_model("blog-teacher", s, models.BlogTeacherNet, fit_it)
+
+
+def train_weak_students(loss_by_kind: dict, train_data, test_data, seeds, teacher_head, epochs: int = 5) -> dict:
+    """The seed blog's weak student (:func:`kdlib.models.WeakStudentNet`, its convolution computed as
+    :class:`kdlib.fast.WindowConv2d`) for each kind (``{kind: loss_fn}``) and seed, with the blog's
+    recipe: Adam 1e-4, batch 32, ``epochs`` epochs, no early stopping; ``test_data`` is scored after
+    every epoch (the blog reports test accuracy per epoch) and ``teacher_head`` (the blog teacher's
+    head, its dropout always on) gives every image new logits per student and epoch. Returns
+    ``{kind: [(model, history) per seed]}``."""
+    return _stacked_students(lambda: fast.window_convs(models.WeakStudentNet()), loss_by_kind, train_data,
+                             test_data, seeds, teacher_head, lr=1e-4, batch_size=32, epochs=epochs,
+                             early_stopping=False)
+

@@ -125,7 +125,7 @@ def train_epoch(model, optimizer, train: Batches, loss_fn=cross_entropy, bar=Non
     model.train()
     prepare, autocast = _runner(model)
     dev = next(model.parameters()).device
-    total_loss = torch.zeros((), device=dev)
+    total_loss = torch.zeros((), dtype=torch.float64, device=dev)
     correct = torch.zeros((), dtype=torch.long, device=dev)
     n = 0
     for xb, yb, *extra in train:

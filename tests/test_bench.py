@@ -49,7 +49,7 @@ def test_student_flops_count_both_layers_and_the_cached_logits_cost_nothing(benc
     assert bench.step_flops(model, batch()) == expected
     from kdlib import recipes
     v = torch.randn(8, 10)
-    assert bench.step_flops(model, batch(extra=(v,)), recipes.student_loss("hard+soft")) == expected
+    assert bench.step_flops(model, batch(extra=(v,)), recipes.three_way_loss("hard+soft")) == expected
 
 
 def test_a_teacher_inside_the_loss_is_counted(bench):

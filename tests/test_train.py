@@ -198,33 +198,22 @@ def test_batches_augment_only_the_inputs():
     assert (x == 1).all()
 
 
-def test_fit_takes_at_most_eight_parameters():
-    import inspect
-    assert len(inspect.signature(train.fit).parameters) <= 8
-
-
-def test_auto_threads_one_thread_for_tiny_models_only():
-    assert train.auto_threads(models.StudentNet()) == 1
-    assert train.auto_threads(models.WeakStudentNet()) == 1
-    assert train.auto_threads(models.StudentNet(), copies=5) is None  # five stacked: ops 5x larger
-    assert train.auto_threads(models.WeakStudentNet(), copies=20) == 1
-    assert train.auto_threads(models.TeacherNet()) is None
-    trunk, _ = as_written.split_at_dropout(models.TeacherNet())  # small weights, but convolutions
-    assert max(p.numel() for p in trunk.parameters()) < 50_000 and train.auto_threads(trunk) is None
-
-
 def test_fused_adam_trains_like_plain_adam():
-    """Speed-up kept in notebooks 03 and 06: fused Adam (one kernel) is the same algorithm as
-    plain Adam: the same losses over a few steps of the weak student, within float tolerance."""
-    x, y = torch.rand(256, 1, 28, 28), torch.randint(0, 10, (256,))
-    runs = []
+    """Speed-up kept in notebooks 03 and 06: fused Adam (one kernel) is the same algorithm as plain
+    Adam. Compared in float64 (the fused kernel orders its arithmetic differently: float32 runs
+    differ in the last bits by a CPU-dependent amount); 3 epochs leave the two within about 1e-13
+    relative, so 1e-9 is a wide margin that a different algorithm (e.g. another epsilon) exceeds."""
+    x, y = torch.rand(256, 1, 28, 28, dtype=torch.float64), torch.randint(0, 10, (256,))
+    runs, weights = [], []
     for fused in (False, True):
         gen = kdlib.seed_everything(0)
-        model = models.WeakStudentNet()
+        model = models.WeakStudentNet().double()
         opt = torch.optim.Adam(model.parameters(), lr=1e-2, fused=fused)
         runs.append([train.train_epoch(model, opt, train.Batches(x, y, batch_size=32, generator=gen))[0]
                      for _ in range(3)])
-    assert runs[0] == pytest.approx(runs[1], rel=1e-5) and runs[0][2] < runs[0][0]
+        weights.append(torch.nn.utils.parameters_to_vector(model.parameters()).detach())
+    assert runs[0] == pytest.approx(runs[1], rel=1e-9) and runs[0][2] < runs[0][0]
+    assert torch.allclose(weights[0], weights[1], rtol=1e-9, atol=1e-12)
 
 
 def test_batches_order_is_the_order_a_pass_uses():
@@ -235,61 +224,6 @@ def test_batches_order_is_the_order_a_pass_uses():
     assert torch.equal(torch.cat([yb for _, yb in a]), b.order())
     with pytest.raises(ValueError, match="same length"):
         train.Batches(x, y[:9])
-
-
-def test_allocator_setting_applies_on_linux_glibc_unless_switched_off(monkeypatch):
-    """kdlib.config.reuse_freed_memory: mallopt succeeds where glibc is (this CI's Linux), and
-    KDLIB_MALLOC=0 leaves the allocator alone."""
-    import ctypes
-    import sys
-
-    from kdlib import config
-    try:
-        ctypes.CDLL("libc.so.6").mallopt
-        glibc = sys.platform.startswith("linux")
-    except (OSError, AttributeError):
-        glibc = False
-    monkeypatch.delenv("KDLIB_MALLOC", raising=False)
-    assert config.reuse_freed_memory() is glibc
-    monkeypatch.setenv("KDLIB_MALLOC", "0")
-    assert config.reuse_freed_memory() is False
-    monkeypatch.setenv("KDLIB_MALLOC", "maybe")
-    with pytest.raises(ValueError, match="KDLIB_MALLOC"):
-        config.reuse_freed_memory()
-
-
-ALLOCATOR_RUN = """
-import torch
-from kdlib import config, models, train
-torch.manual_seed(0)
-teacher = models.TeacherNet().to(memory_format=torch.channels_last)
-x, y = torch.randn(128, 1, 28, 28), torch.randint(0, 10, (128,))
-opt = torch.optim.Adadelta(teacher.parameters(), lr=1.0)
-losses = [train.train_epoch(teacher, opt, train.Batches(x, y, batch_size=64, generator=torch.Generator().manual_seed(1)))[0]
-          for _ in range(2)]
-out = train.predict_logits(teacher, torch.randn(1000, 1, 28, 28))  # a batch of 1000: 86 MB blocks
-print(config.MALLOC_TUNED, *losses, out.double().sum().item())
-"""
-
-
-def test_allocator_setting_changes_no_number():
-    """The same training steps and predictions, to the last bit, with kdlib's allocator setting and
-    with glibc's default (two fresh processes)."""
-    import os
-    import subprocess
-    import sys
-
-    runs = [subprocess.run([sys.executable, "-c", ALLOCATOR_RUN], capture_output=True, text=True, check=True,
-                           env=os.environ | {"KDLIB_MALLOC": flag}).stdout.split() for flag in ("1", "0")]
-    assert runs[1][0] == "False"
-    assert runs[0][1:] == runs[1][1:]
-
-
-# ---- issue 26: argument checks ------------------------------------------------------------------
-
-def test_batches_without_tensors_is_refused():
-    with pytest.raises(ValueError, match="at least one tensor"):
-        train.Batches()
 
 
 @pytest.mark.parametrize("bad", [2.5, 0, True, "64"])
