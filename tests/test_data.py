@@ -1,3 +1,8 @@
+import os
+import socket
+import threading
+import time
+
 import numpy as np
 import pytest
 import scipy.io
@@ -155,8 +160,6 @@ def test_batches_bad_input():
 @pytest.fixture
 def trickle_server():
     """Port of a TCP server on 127.0.0.1 that answers every connection one byte each 0.2 s, forever."""
-    import socket
-    import threading
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     srv.bind(("127.0.0.1", 0))
     srv.listen(16)
@@ -185,8 +188,6 @@ def trickle_server():
 
 def test_download_from_a_trickling_server_stops_at_the_deadline(empty_data, trickle_server, monkeypatch):
     """Each read gets a byte well within DOWNLOAD_TIMEOUT, so only the overall deadline stops it."""
-    import threading
-    import time
     for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("no_proxy", "*")
@@ -264,3 +265,118 @@ def test_to_float_checks_the_images_against_the_name(images, name, match):
 def test_to_float_takes_mnist_with_a_channel():
     x = torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     assert torch.equal(data.to_float(x[:, None], "mnist"), data.to_float(x, "mnist"))
+
+
+# ---- moved from test_reliability_data_losses.py (issues 14 and 16) -----------------------------
+
+# ---- data.load: a server that accepts and never answers -------------------------------------
+
+
+@pytest.fixture
+def silent_server():
+    """Port of a TCP server on 127.0.0.1 that accepts connections and never sends a byte."""
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    srv.settimeout(0.1)
+    conns, stop = [], threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conns.append(srv.accept()[0])
+            except OSError:  # accept timed out: look at stop again
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield srv.getsockname()[1]
+    stop.set()
+    thread.join(5)
+    for c in conns:  # a client still waiting gets end-of-file and returns
+        c.close()
+    srv.close()
+
+
+def test_download_from_a_silent_server_times_out(empty_data, silent_server, monkeypatch):
+    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("no_proxy", "*")
+    monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", [f"http://127.0.0.1:{silent_server}/"])
+    monkeypatch.setattr(data, "DOWNLOAD_TIMEOUT", 0.5, raising=False)
+    before = socket.getdefaulttimeout()
+    outcome = {}
+
+    def call():
+        try:
+            data.load("mnist", "train")
+        except Exception as e:
+            outcome["error"] = e
+
+    worker = threading.Thread(target=call, daemon=True)
+    worker.start()
+    worker.join(20)  # the test ends even if load never does
+    assert not worker.is_alive(), "data.load still waits for a server that never answers"
+    error = outcome.get("error")
+    assert isinstance(error, FileNotFoundError), error
+    msg = str(error)
+    assert "mnist-train.npz" in msg and "KDLIB_DATA" in msg and "0.5 s" in msg
+    assert socket.getdefaulttimeout() == before
+    assert not (empty_data / "mnist-train.npz").exists()
+
+
+# ---- data.to_float ----------------------------------------------------------------------------
+
+def test_to_float_never_changes_its_input():
+    u = torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    u_copy = u.clone()
+    f = u.float()
+    f_copy = f.clone()
+    from_float = data.to_float(f, "mnist")
+    assert torch.equal(f, f_copy)
+    from_uint8 = data.to_float(u, "mnist")
+    assert torch.equal(u, u_copy)
+    assert torch.equal(from_float, from_uint8)
+
+
+# ---- data files -------------------------------------------------------------------------------
+
+def test_npy_under_an_npz_name_is_a_dataset_error(empty_data):
+    with open(empty_data / "mnist-test.npz", "wb") as f:
+        np.save(f, np.zeros((3, 28, 28), np.uint8))
+    with pytest.raises(data.DatasetError, match="mnist-test.npz"):
+        data.load("mnist", "test")
+
+
+def test_unreadable_file_says_permissions_not_delete(empty_data, monkeypatch):
+    path = empty_data / "mnist-test.npz"
+    np.savez_compressed(path, images=np.zeros((3, 28, 28), np.uint8), labels=np.zeros(3, np.int64))
+
+    def denied(file, *a, **k):  # what chmod 000 gives a user who is not root
+        raise PermissionError(13, "Permission denied", str(file))
+    monkeypatch.setattr(np, "load", denied)
+    with pytest.raises(PermissionError) as e:
+        data.load("mnist", "test")
+    msg = str(e.value)
+    assert "mnist-test.npz" in msg and "chmod" in msg and "Delete" not in msg
+
+
+def test_corrupt_file_still_says_delete(empty_data):
+    (empty_data / "mnist-test.npz").write_bytes(b"not a zip file at all")
+    with pytest.raises(data.DatasetError, match="Delete it"):
+        data.load("mnist", "test")
+
+
+def test_saved_dataset_is_readable_by_the_group(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "mnist-test.npz"
+        data.save_npz(path, np.zeros((2, 28, 28), np.uint8), np.zeros(2, np.int64))
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_no_dead_classes_constant():
+    assert not hasattr(data, "CLASSES")

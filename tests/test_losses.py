@@ -3,6 +3,7 @@ extreme inputs, the noisy teacher and every argument check."""
 import math
 import warnings
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -363,3 +364,117 @@ def test_logits_without_classes_are_refused(fn):
             "perturb": lambda: losses.perturb_logits(z, 0.1, 0.5)}[fn]
     with pytest.raises(ValueError, match=r"logits must have at least one class \(C >= 1\)"):
         call()
+
+
+# ---- moved from test_reliability_data_losses.py (issues 14 and 16) -----------------------------
+
+T_MIN = losses.T_MIN
+
+
+# ---- losses: empty batch ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("fn", ["soft", "distill", "regress"])
+def test_empty_batch_is_rejected(fn):
+    z, v, y = torch.zeros(0, 10), torch.zeros(0, 10), torch.zeros(0, dtype=torch.long)
+    call = {"soft": lambda: losses.soft_target_loss(z, v, 2.0),
+            "distill": lambda: losses.distillation_loss(z, v, y, 2.0, 0.5),
+            "regress": lambda: losses.logit_regression_loss(z, v)}[fn]
+    with pytest.raises(ValueError, match=r"^student_logits must have at least one row"):
+        call()
+
+
+# ---- losses: numbers of any numeric type ------------------------------------------------------
+
+def _zvy():
+    g = torch.Generator().manual_seed(0)
+    return (torch.randn(6, 10, generator=g, dtype=torch.float64) * 3,
+            torch.randn(6, 10, generator=g, dtype=torch.float64) * 3,
+            torch.randint(0, 10, (6,), generator=g))
+
+
+@pytest.mark.parametrize("T", [np.float32(2.0), np.float64(2.0), np.int64(2), torch.tensor(2.0),
+                               torch.tensor(2)])
+def test_T_of_any_numeric_type(T):
+    z, v, y = _zvy()
+    assert torch.equal(losses.softmax_t(z, T), losses.softmax_t(z, 2.0))
+    assert torch.equal(losses.soft_target_loss(z, v, T), losses.soft_target_loss(z, v, 2.0))
+    assert torch.equal(losses.distillation_loss(z, v, y, T, 0.5), losses.distillation_loss(z, v, y, 2.0, 0.5))
+
+
+@pytest.mark.parametrize("alpha", [np.float32(0.5), np.int64(1), torch.tensor(0.5)])
+def test_alpha_of_any_numeric_type(alpha):
+    z, v, y = _zvy()
+    assert torch.equal(losses.distillation_loss(z, v, y, 2.0, alpha),
+                       losses.distillation_loss(z, v, y, 2.0, float(alpha)))
+
+
+@pytest.mark.parametrize("sigma, fraction", [(np.float32(0.5), np.float32(0.5)),
+                                             (torch.tensor(0.5), torch.tensor(0.5)),
+                                             (np.int64(0), np.int64(1))])
+def test_sigma_and_fraction_of_any_numeric_type(sigma, fraction):
+    z = _zvy()[0]
+    got = losses.perturb_logits(z, sigma, fraction, generator=torch.Generator().manual_seed(1))
+    ref = losses.perturb_logits(z, float(sigma), float(fraction), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(got, ref)
+
+
+@pytest.mark.parametrize("arg, value", [("T", True), ("T", torch.tensor(True)), ("alpha", True),
+                                        ("alpha", False), ("sigma", False), ("fraction", True),
+                                        ("T", np.bool_(True)), ("T", torch.tensor([2.0]))])
+def test_booleans_and_non_scalars_are_rejected(arg, value):
+    z, v, y = _zvy()
+    call = {"T": lambda: losses.distillation_loss(z, v, y, value, 0.5),
+            "alpha": lambda: losses.distillation_loss(z, v, y, 2.0, value),
+            "sigma": lambda: losses.perturb_logits(z, value, 0.5),
+            "fraction": lambda: losses.perturb_logits(z, 0.1, value)}[arg]
+    with pytest.raises(ValueError, match=rf"^{arg} must .*(>|\[0, 1\])"):
+        call()
+
+
+# ---- losses: zero probabilities and tiny T -------------------------------------------------------
+
+@pytest.mark.parametrize("T", [0.5, 2.0])
+def test_teacher_logit_minus_inf_is_probability_zero(T):
+    z, v, _ = _zvy()
+    v[:, 3] = -float("inf")
+    v[0, 7] = -float("inf")
+    z.requires_grad_()
+    loss = losses.soft_target_loss(z, v, T)
+    p, log_q = torch.softmax(v / T, 1), torch.log_softmax(z.detach() / T, 1)
+    log_p = torch.where(p > 0, p.log(), 0)
+    expected = T * T * (p * (log_p - log_q)).sum(1).mean()
+    assert torch.isfinite(loss) and torch.allclose(loss, expected, rtol=1e-10)
+    loss.backward()
+    assert torch.allclose(z.grad, T * (log_q.exp() - p) / len(z), rtol=1e-10, atol=1e-14)  # Hinton eq. 2
+    # the same targets by a finite logit far below the others
+    v_far = torch.where(torch.isinf(v), -1e4, v)
+    assert torch.allclose(loss, losses.soft_target_loss(z, v_far, T), rtol=1e-10)
+    y = torch.zeros(len(z), dtype=torch.long)
+    assert torch.isfinite(losses.distillation_loss(z, v, y, T, 0.5))
+
+
+def test_teacher_minus_inf_gives_a_finite_teacher_gradient():
+    z, v, _ = _zvy()
+    v[:, 3] = -float("inf")
+    v.requires_grad_()
+    losses.soft_target_loss(z, v, 2.0).backward()
+    assert torch.isfinite(v.grad).all()
+    assert (v.grad[:, 3] == 0).all()
+
+
+@pytest.mark.parametrize("T", [1e-39, 1e-300, 5e-324, T_MIN / 2])
+def test_tiny_T_is_rejected(T):
+    z, v, y = _zvy()
+    for call in (lambda: losses.softmax_t(z, T), lambda: losses.soft_target_loss(z, v, T),
+                 lambda: losses.distillation_loss(z, v, y, T, 0.5)):
+        with pytest.raises(ValueError, match=r"^T must be .*>= "):
+            call()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_smallest_T_is_finite(dtype):
+    z, v, y = (t.to(dtype) if t.is_floating_point() else t for t in _zvy())
+    z = (z * 100).requires_grad_()
+    loss = losses.distillation_loss(z, v * 100, y, T_MIN, 0.5)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(z.grad).all()
