@@ -226,6 +226,13 @@ def test_batches_order_is_the_order_a_pass_uses():
         train.Batches(x, y[:9])
 
 
+# ---- issue 26: argument checks ------------------------------------------------------------------
+
+def test_batches_without_tensors_is_refused():
+    with pytest.raises(ValueError, match="at least one tensor"):
+        train.Batches()
+
+
 @pytest.mark.parametrize("bad", [2.5, 0, True, "64"])
 def test_batch_size_must_be_a_positive_integer(bad):
     with pytest.raises(ValueError, match="batch_size"):
