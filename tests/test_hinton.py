@@ -1,285 +1,200 @@
-"""Notebook 06's pieces (Hinton, Vinyals & Dean 2015, section 3): models.MLP, models.shift_bias
-and augment.jitter."""
-import math
-
+"""Notebook 06's experiment code (kdlib.hinton): transfer sets, paired students, the bias chosen
+on validation, the paired confidence interval and the cached teacher."""
+import numpy as np
 import pytest
 import torch
-from torch import nn
 
-from kdlib import augment, models, train
-
-
-# ---- models.MLP ------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("hidden, params", [
-    ((1200, 1200), 2_395_210),
-    ((800, 800), 1_276_810),
-    ((300, 300), 328_810),
-    ((30, 30), 24_790),
-])
-def test_mlp_parameter_counts_and_output(hidden, params):
-    m = models.MLP(hidden)
-    assert models.count_parameters(m) == params
-    assert m(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+import kdlib
+from kdlib import hinton, losses, models, recipes, train
 
 
-def test_mlp_default_is_mlp800():
-    assert models.count_parameters(models.MLP()) == models.count_parameters(models.MLP800()) == 1_276_810
-    assert [tuple(p.shape) for p in models.MLP().parameters()] == \
-        [tuple(p.shape) for p in models.MLP800().parameters()]
+# ---- transfer sets ---------------------------------------------------------------------------
+
+def test_transfer_set_without_the_3s_keeps_every_other_row_aligned(real_data):
+    x, y = recipes.mnist_split(2000)["train"]
+    idx = torch.arange(len(y))  # an extra tensor that must travel with its own row
+    tx, ty, tidx = hinton.transfer_set(x, y, idx, omit=(3,))
+    assert int((y == 3).sum()) > 100  # there were 3s to remove
+    assert not bool((ty == 3).any())
+    assert len(ty) == len(y) - int((y == 3).sum())
+    assert set(ty.tolist()) == set(range(10)) - {3}
+    assert torch.equal(ty, y[tidx]) and torch.equal(tx, x[tidx])
+    assert torch.equal(tidx, (y != 3).nonzero().flatten())  # order kept
 
 
-def test_mlp_layers_and_dropout_positions():
-    m = models.MLP((1200, 1200), input_dropout=0.2, dropout=0.5)
-    assert [type(l) for l in m] == [nn.Flatten, nn.Dropout, nn.Linear, nn.ReLU, nn.Dropout,
-                                    nn.Linear, nn.ReLU, nn.Dropout, nn.Linear]
-    assert [l.p for l in m if isinstance(l, nn.Dropout)] == [0.2, 0.5, 0.5]
-    assert [(l.in_features, l.out_features) for l in m if isinstance(l, nn.Linear)] == \
-        [(784, 1200), (1200, 1200), (1200, 10)]
-    plain = models.MLP((30, 30))
-    assert [type(l) for l in plain] == [nn.Flatten, nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, nn.Linear]
+def test_transfer_set_with_only_7s_and_8s(real_data):
+    x, y = recipes.mnist_split(2000)["train"]
+    v = torch.randn(len(y), 10)
+    tx, ty, tv = hinton.transfer_set(x, y, v, keep=(7, 8))
+    assert set(ty.tolist()) == {7, 8}
+    assert len(ty) == int(((y == 7) | (y == 8)).sum())
+    rows = (y == 7) | (y == 8)
+    assert torch.equal(tx, x[rows]) and torch.equal(tv, v[rows])
 
 
-def test_mlp_other_shapes():
-    m = models.MLP((64,), in_features=3 * 32 * 32, num_classes=100)
-    assert m(torch.zeros(4, 3, 32, 32)).shape == (4, 100)
-    assert models.count_parameters(m) == 3072 * 64 + 64 + 64 * 100 + 100
-    linear = models.MLP(())
-    assert [type(l) for l in linear] == [nn.Flatten, nn.Linear]
-    assert models.count_parameters(linear) == 7850
+def test_transfer_set_several_omitted_and_bad_arguments():
+    y = torch.arange(10).repeat(5)
+    x = torch.randn(50, 1, 28, 28)
+    _, ty = hinton.transfer_set(x, y, omit=(0, 9))
+    assert set(ty.tolist()) == set(range(1, 9))
+    _, ty = hinton.transfer_set(x, y)  # nothing omitted
+    assert torch.equal(ty, y)
+    with pytest.raises(ValueError, match="omit or keep"):
+        hinton.transfer_set(x, y, omit=(3,), keep=(7, 8))
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(hidden=(800, 0)), "hidden"),
-    (dict(hidden=(-5,)), "hidden"),
-    (dict(hidden=(800.0, 800)), "hidden"),
-    (dict(hidden=(True,)), "hidden"),
-    (dict(hidden=800), "hidden"),
-    (dict(hidden="800"), "hidden"),
-    (dict(dropout=1.0), "dropout"),
-    (dict(dropout=-0.1), "dropout"),
-    (dict(dropout=float("nan")), "dropout"),
-    (dict(input_dropout=1.0), "input_dropout"),
-    (dict(input_dropout=-0.2), "input_dropout"),
-    (dict(in_features=0), "in_features"),
-    (dict(num_classes=0), "num_classes"),
-    (dict(num_classes=10.0), "num_classes"),
-])
-def test_mlp_bad_arguments(kwargs, name):
-    with pytest.raises(ValueError, match=rf"^{name} must .*(\[0, 1\)|positive int)"):
-        models.MLP(**kwargs)
+# ---- paired students -------------------------------------------------------------------------
+
+class _Stop(Exception):
+    pass
 
 
-# ---- models.shift_bias -----------------------------------------------------------------------
+def _start_of_run(monkeypatch, **kwargs):
+    """The initial weights, the first batch and the loss of a train_student run (stopped before
+    its first step)."""
+    seen = {}
 
-def _net():
-    torch.manual_seed(0)
-    return models.MLP((16, 16)).eval()
+    def spy(model, optimizer, batches, val=None, *, epochs, loss_fn, desc):
+        seen["state"] = {k: v.clone() for k, v in model.state_dict().items()}
+        seen["batch"] = next(iter(batches))
+        seen["loss_fn"] = loss_fn
+        raise _Stop
 
-
-@pytest.mark.parametrize("classes, delta, chosen", [
-    (3, 3.5, [3]),
-    ((7, 8), -7.6, [7, 8]),
-    ([0, 9], 2, [0, 9]),
-    (torch.tensor([7, 8]), -7.6, [7, 8]),
-])
-def test_shift_bias_moves_only_the_chosen_logits(classes, delta, chosen):
-    m = _net()
-    x = torch.randn(32, 1, 28, 28, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        z0 = m(x)
-        z1 = models.shift_bias(m, classes, delta)(x)
-    others = [k for k in range(10) if k not in chosen]
-    assert torch.equal(z1[:, others], z0[:, others])
-    torch.testing.assert_close(z1[:, chosen] - z0[:, chosen], torch.full((32, len(chosen)), float(delta)),
-                               atol=1e-5, rtol=0)
+    monkeypatch.setattr(train, "fit", spy)
+    with pytest.raises(_Stop):
+        hinton.train_student(**kwargs)
+    return seen
 
 
-def test_shift_bias_returns_a_copy_and_leaves_the_model_alone():
-    m = _net()
-    before = {k: v.clone() for k, v in m.state_dict().items()}
-    s = models.shift_bias(m, 3, 3.5)
-    assert s is not m
-    after = m.state_dict()
-    assert all(torch.equal(before[k], after[k]) for k in before)
-    diff = s[-1].bias.detach() - m[-1].bias.detach()
-    expected = torch.zeros(10)
-    expected[3] = 3.5
-    torch.testing.assert_close(diff, expected, atol=1e-6, rtol=0)
-    assert all(a.data_ptr() != b.data_ptr() for a, b in zip(s.parameters(), m.parameters()))
-    assert not s.training  # mode carried over from the eval() model
-
-
-def test_shift_bias_on_a_frozen_model_and_twice():
-    m = train.freeze(_net())
-    s = models.shift_bias(models.shift_bias(m, 3, 3.5), 3, -3.5)
-    assert not any(p.requires_grad for p in s.parameters())
-    torch.testing.assert_close(s[-1].bias, m[-1].bias, atol=1e-6, rtol=0)
-    raised = models.shift_bias(m, (7, 8), -7.6)
-    assert float(raised[-1].bias[7] - m[-1].bias[7]) == pytest.approx(-7.6, abs=1e-5)
-
-
-@pytest.mark.parametrize("classes, delta, match", [
-    (10, 1.0, "classes"),
-    (-1, 1.0, "classes"),
-    ((3, 10), 1.0, "classes"),
-    ((), 1.0, "classes"),
-    ([], 1.0, "classes"),
-    ((3, 3), 1.0, "classes"),
-    (3.0, 1.0, "classes"),
-    (True, 1.0, "classes"),
-    ("3", 1.0, "classes"),
-    (3, float("nan"), "delta"),
-    (3, float("inf"), "delta"),
-    (3, -math.inf, "delta"),
-    (3, "1", "delta"),
-])
-def test_shift_bias_bad_arguments(classes, delta, match):
-    m = _net()
-    with pytest.raises(ValueError, match=match):
-        models.shift_bias(m, classes, delta)
-
-
-@pytest.mark.parametrize("model", [
-    nn.Linear(4, 3, bias=False),
-    nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4)),
-    nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten()),
-    nn.ReLU(),
-])
-def test_shift_bias_needs_a_final_linear_with_bias(model):
-    with pytest.raises(ValueError, match="nn.Linear with a bias"):
-        models.shift_bias(model, 0, 1.0)
-
-
-def test_shift_bias_accepts_parameterless_layers_after_the_output():
-    m = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.LogSoftmax(1))
-    s = models.shift_bias(m, 1, 2.0)
-    assert float((s[1].bias[1] - m[1].bias[1]).detach()) == pytest.approx(2.0)
-    s = models.shift_bias(models.WeakStudentNet(), 3, 1.0)  # conv net ending in Linear(16, 10)
-    assert isinstance(s, nn.Sequential)
-
-
-# ---- augment.jitter --------------------------------------------------------------------------
-
-def _recover_shifts(x, out, search=4):
-    """Per image, the (dx, dy) with out[:, :, i, j] == x[:, :, i - dy, j - dx] on the whole overlap
-    (searched in [-search, search]^2), or None when no or several shifts match; plus whether the
-    uncovered border equals each image's per-channel minimum."""
-    n, c, h, w = x.shape
-    found = [[] for _ in range(n)]
-    border_ok = torch.ones(n, dtype=torch.bool)
-    lo = x.amin(dim=(2, 3), keepdim=True)
-    for dy in range(-search, search + 1):
-        for dx in range(-search, search + 1):
-            # out rows i with 0 <= i - dy < h, columns j with 0 <= j - dx < w
-            oi = slice(max(dy, 0), h + min(dy, 0))
-            oj = slice(max(dx, 0), w + min(dx, 0))
-            si = slice(max(-dy, 0), h + min(-dy, 0))
-            sj = slice(max(-dx, 0), w + min(-dx, 0))
-            match = (out[:, :, oi, oj] == x[:, :, si, sj]).flatten(1).all(1)
-            for k in match.nonzero().flatten().tolist():
-                found[k].append((dx, dy))
-                mask = torch.ones(h, w, dtype=torch.bool)
-                mask[oi, oj] = False
-                border_ok[k] = bool((out[k][:, mask] == lo[k, :, 0]).all())
-    shifts = [f[0] if len(f) == 1 else None for f in found]
-    return shifts, border_ok
-
-
-def test_jitter_moves_by_at_most_two_pixels_and_keeps_the_content():
+def _data(n=300):
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(2000, 2, 20, 24, generator=g)  # distinct values, two channels, H != W
-    out = augment.jitter(x, torch.Generator().manual_seed(1))
-    shifts, border_ok = _recover_shifts(x, out)
-    assert None not in shifts  # every image is a whole-pixel shift of its own input
-    assert all(abs(dx) <= 2 and abs(dy) <= 2 for dx, dy in shifts)
-    counts = {s: shifts.count(s) for s in set(shifts)}
-    assert len(counts) == 25  # every shift in [-2, 2]^2 occurs ...
-    assert all(40 <= c <= 130 for c in counts.values()), counts  # ... about 80 times each
-    assert bool(border_ok.all())  # uncovered border filled with the image's own minimum
+    return torch.randn(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g), torch.randn(n, 10, generator=g)
 
 
-def test_jitter_max_shift_one_and_zero():
-    x = torch.randn(600, 1, 28, 28, generator=torch.Generator().manual_seed(2))
-    shifts, _ = _recover_shifts(x, augment.jitter(x, torch.Generator().manual_seed(3), max_shift=1))
-    assert set(shifts) == {(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)}
-    same = augment.jitter(x, torch.Generator().manual_seed(3), max_shift=0)
-    assert torch.equal(same, x) and same.data_ptr() != x.data_ptr()
+def test_alone_and_distilled_students_with_one_seed_start_alike(monkeypatch):
+    data = _data()
+    common = dict(hidden=(30, 30), train_data=data, val_data=None, epochs=3)
+    alone = _start_of_run(monkeypatch, seed=7, T=None, **common)
+    distilled = _start_of_run(monkeypatch, seed=7, T=20.0, **common)
+    other = _start_of_run(monkeypatch, seed=8, T=20.0, **common)
+    assert alone["state"].keys() == distilled["state"].keys()
+    assert all(torch.equal(alone["state"][k], distilled["state"][k]) for k in alone["state"])
+    assert all(torch.equal(a, b) for a, b in zip(alone["batch"], distilled["batch"]))
+    assert len(alone["batch"][0]) == hinton.BATCH
+    # ... and another seed starts elsewhere (so the checks above can fail)
+    assert not torch.equal(alone["state"]["1.weight"], other["state"]["1.weight"])
+    assert not torch.equal(alone["batch"][1], other["batch"][1])
+    # the losses differ as they should: labels only, or soft targets at T plus labels
+    z, y, v = torch.randn(8, 10), torch.randint(0, 10, (8,)), torch.randn(8, 10)
+    assert alone["loss_fn"](z, y, v) == pytest.approx(float(torch.nn.functional.cross_entropy(z, y)))
+    assert distilled["loss_fn"](z, y, v) == pytest.approx(
+        float(losses.distillation_loss(z, v, y, 20.0, hinton.ALPHA)))
 
 
-def test_jitter_fills_with_the_normalised_background():
-    black = (0 - 0.1307) / 0.3081
-    x = torch.full((64, 1, 28, 28), black)
-    x[:, :, 10:18, 9:17] = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(4)) + 1
-    out = augment.jitter(x, torch.Generator().manual_seed(5))
-    assert (out == black).sum() == (x == black).sum()  # no 0 (or other) border appeared
-    torch.testing.assert_close(out.sum((1, 2, 3)), x.sum((1, 2, 3)))  # the digit is all there
-    assert not torch.equal(out, x)
+def test_paired_students_train_identically_until_the_loss_differs():
+    data = _data(512)
+    a1, _ = hinton.train_student((30, 30), data, None, seed=3, T=None, epochs=1)
+    a2, _ = hinton.train_student((30, 30), data, None, seed=3, T=None, epochs=1)
+    d, _ = hinton.train_student((30, 30), data, None, seed=3, T=20.0, epochs=1)
+    assert all(torch.equal(p, q) for p, q in zip(a1.parameters(), a2.parameters()))  # repeatable
+    assert not torch.equal(a1[-1].weight, d[-1].weight)
+    assert not a1.training and [m.out_features for m in a1 if isinstance(m, torch.nn.Linear)] == [30, 30, 10]
 
 
-def test_jitter_fixed_fill_value_on_the_border_only():
-    x = torch.randn(500, 3, 8, 8, generator=torch.Generator().manual_seed(6))
-    out = augment.jitter(x, torch.Generator().manual_seed(7), fill=-7.0)
-    shifts, _ = _recover_shifts(x, out)
-    assert None not in shifts
-    for k, (dx, dy) in enumerate(shifts):
-        uncovered = 8 * 8 - (8 - abs(dx)) * (8 - abs(dy))
-        assert int((out[k] == -7.0).sum()) == 3 * uncovered
+def test_a_distilled_student_needs_teacher_logits():
+    x, y, _ = _data(64)
+    with pytest.raises(ValueError, match="teacher_logits"):
+        hinton.train_student((30,), (x, y), None, seed=0, T=20.0, epochs=1)
 
 
-def test_jitter_is_repeatable_with_a_seeded_generator():
-    x = torch.randn(256, 1, 28, 28, generator=torch.Generator().manual_seed(8))
-    a = augment.jitter(x, torch.Generator().manual_seed(42))
-    b = augment.jitter(x, torch.Generator().manual_seed(42))
-    c = augment.jitter(x, torch.Generator().manual_seed(43))
-    assert torch.equal(a, b)
-    assert not torch.equal(a, c)
-    torch.manual_seed(9)
-    d = augment.jitter(x)
-    torch.manual_seed(9)
-    assert torch.equal(d, augment.jitter(x))
+# ---- errors and the bias chosen on validation ------------------------------------------------
+
+def _linear_model(bias):
+    """A linear model on 10 inputs whose logits are the input plus ``bias``."""
+    m = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(10, 10))
+    with torch.no_grad():
+        m[1].weight.copy_(torch.eye(10))
+        m[1].bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+    return m.eval()
 
 
-def test_jitter_leaves_its_input_alone_and_keeps_dtype_shape_device():
-    for dtype in (torch.float32, torch.float64, torch.bfloat16):
-        x = torch.randn(32, 3, 32, 32, generator=torch.Generator().manual_seed(10)).to(dtype)
-        keep = x.clone()
-        out = augment.jitter(x, torch.Generator().manual_seed(11))
-        assert torch.equal(x, keep)
-        assert out.dtype == dtype and out.shape == x.shape and out.device == x.device
-        assert out.data_ptr() != x.data_ptr()
-        assert not torch.equal(out, x)
-    assert augment.jitter(torch.zeros(0, 1, 28, 28)).shape == (0, 1, 28, 28)
+def test_errors_counts_wrong_answers_overall_and_on_classes():
+    x = torch.eye(10)[[0, 1, 2, 3, 3, 3]] * 5          # logits point at 0, 1, 2, 3, 3, 3
+    y = torch.tensor([0, 1, 9, 3, 4, 5])                # wrong on rows 2, 4 and 5
+    m = _linear_model(torch.zeros(10))
+    assert hinton.errors(m, x, y) == 3
+    assert hinton.errors(m, x, y, classes=4) == 1
+    assert hinton.errors(m, x, y, classes=(4, 5, 0)) == 2
+    assert hinton.errors(m, x, y, classes=[7]) == 0
 
 
-@pytest.mark.parametrize("x, kwargs, match", [
-    (torch.zeros(4, 28, 28), {}, "x must be a 4-D"),
-    (torch.zeros(2, 4, 1, 28, 28), {}, "x must be a 4-D"),
-    ([[0.0]], {}, "x must be a 4-D"),
-    (torch.zeros(4, 1, 28, 28), dict(max_shift=-1), "max_shift must be an int >= 0"),
-    (torch.zeros(4, 1, 28, 28), dict(max_shift=1.5), "max_shift must be an int >= 0"),
-    (torch.zeros(4, 1, 28, 28), dict(max_shift=2.0), "max_shift must be an int >= 0"),
-    (torch.zeros(4, 1, 28, 28), dict(max_shift=True), "max_shift must be an int >= 0"),
-    (torch.zeros(4, 1, 28, 28), dict(fill=float("nan")), "fill must be"),
-    (torch.zeros(4, 1, 28, 28), dict(fill="black"), "fill must be"),
-])
-def test_jitter_bad_arguments(x, kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        augment.jitter(x, None, **kwargs)
+def test_choose_bias_picks_the_minimum_of_the_validation_curve(monkeypatch):
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 10, (400,), generator=g)
+    x = torch.nn.functional.one_hot(y, 10).float() * 2 + torch.randn(400, 10, generator=g)
+    bias = torch.zeros(10)
+    bias[3] = -4.0  # a class the model under-predicts, as a student that never saw a 3
+    m = _linear_model(bias)
+    deltas = np.arange(0, 8.01, 0.5)
+
+    def no_test_set(*a, **k):
+        raise AssertionError("choose_bias read a data set")
+    monkeypatch.setattr(kdlib.data, "load", no_test_set)
+    monkeypatch.setattr(recipes, "mnist_split", no_test_set)
+    best, curve = hinton.choose_bias(m, x, y, 3, deltas)
+    by_hand = [int((x + bias + d * torch.nn.functional.one_hot(torch.tensor(3), 10)).argmax(1).ne(y).sum())
+               for d in deltas]
+    assert curve == by_hand
+    assert best == deltas[int(np.argmin(by_hand))]
+    assert curve[int(np.argmin(curve))] < curve[0]  # the shift helped
+    assert 2.0 <= best <= 6.0                        # near the -4 it undoes
+    assert torch.equal(m[1].bias, bias)              # the model itself was not changed
 
 
-def test_jitter_as_the_training_augment_hook():
-    g = torch.Generator().manual_seed(12)
-    x, y = torch.randn(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g)
-    seen = []
+def test_choose_bias_agrees_with_shifted_models():
+    torch.manual_seed(0)
+    m = models.MLP((16,)).eval()
+    x, y = torch.randn(300, 1, 28, 28), torch.randint(0, 10, (300,))
+    deltas = [-3.0, -1.0, 0.0, 0.5, 2.0, 4.0]
+    for classes in (3, (7, 8)):
+        _, curve = hinton.choose_bias(m, x, y, classes, deltas)
+        assert curve == [hinton.errors(models.shift_bias(m, classes, d), x, y) for d in deltas]
+        assert len(set(curve)) > 1
 
-    def spy(xb, generator):
-        out = augment.jitter(xb, generator)
-        seen.append(not torch.equal(out, xb))
-        return out
 
-    m = models.MLP((8,))
-    data = train.Batches(x, y, batch_size=16, generator=torch.Generator().manual_seed(13), augment=spy)
-    hist = train.fit(m, torch.optim.SGD(m.parameters(), lr=0.01), data, epochs=1, desc=None)
-    assert len(hist["train_loss"]) == 1 and math.isfinite(hist["train_loss"][0])
-    assert len(seen) == 4 and all(seen)
+def test_choose_bias_lowers_two_classes_and_takes_the_first_of_equal_minima():
+    y = torch.tensor([7, 8, 1, 2])
+    x = torch.nn.functional.one_hot(y, 10).float()
+    bias = torch.zeros(10)
+    bias[[7, 8]] = 5.0  # 7 and 8 win everywhere
+    best, curve = hinton.choose_bias(_linear_model(bias), x, y, (7, 8), [-8.0, -6.0, -4.5, 0.0])
+    assert curve == [2, 2, 0, 2]
+    assert best == -4.5
+    best, curve = hinton.choose_bias(_linear_model(torch.zeros(10)), x, y, (7, 8), [-1.0, -0.5, 0.0])
+    assert curve == [2, 0, 0] and best == -0.5
+
+
+# ---- paired confidence interval --------------------------------------------------------------
+
+# ---- the cached teacher ----------------------------------------------------------------------
+
+def test_teacher_settings_name_a_checkpoint_that_a_second_call_loads(real_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("KDLIB_CHECKPOINTS", str(tmp_path))
+    monkeypatch.setenv("KDLIB_FAST", "1")
+    assert hinton.teacher_settings().epochs == 1  # fast mode
+    s = hinton.TeacherSettings(epochs=1, subset=300)
+    first, info1 = hinton.hinton_teacher(progress=False, settings=s)
+    assert not info1["loaded"] and info1["path"].exists() and info1["path"].parent == tmp_path
+    assert info1["path"].name.startswith("hinton-teacher-")
+    x_te, y_te = recipes.mnist_split(300)["test"]
+    assert info1["test_images"] == 300 and info1["test_errors"] == hinton.errors(first, x_te, y_te)
+    assert 0 < info1["test_errors"] < 300 - 30  # trained a little: better than chance, not perfect
+    assert [m.p for m in first if isinstance(m, torch.nn.Dropout)] == [0.2, 0.5, 0.5]
+    assert models.count_parameters(models.MLP((1200, 1200))) == sum(p.numel() for p in first.parameters())
+    second, info2 = hinton.hinton_teacher(progress=False, settings=s)
+    assert info2["loaded"] and info2["path"] == info1["path"]
+    assert info2["test_errors"] == info1["test_errors"] and info2["history"] == info1["history"]
+    assert all(torch.equal(p, q) for p, q in zip(first.parameters(), second.parameters()))
+    assert not second.training and not any(p.requires_grad for p in second.parameters())
+    other = kdlib.checkpoint.path_for("hinton-teacher", hinton.TeacherSettings(epochs=1, subset=300, jitter=1))
+    assert other != info1["path"] and not other.exists()
