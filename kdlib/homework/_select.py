@@ -30,12 +30,11 @@ def _tables(grid, seed: int, higher: bool, tie: bool):
     n = len(grid)
     while True:
         val, test = (_scores(torch.randperm(n, generator=g).tolist(), higher) for _ in "vt")
-        best = _best(val, higher)
+        best = tied = _best(val, higher)
         if tie:
-            other = (best + 1 + int(torch.randint(n - 1, (1,), generator=g))) % n
-            val[other] = val[best]
-            best = min(best, other)
-        if _best(test, higher) != best:
+            tied = (best + 1 + int(torch.randint(n - 1, (1,), generator=g))) % n
+            val[tied] = val[best]
+        if _best(test, higher) not in (best, tied):  # choosing on test, or the wrong one of a tie, shows
             return val, test
 
 
@@ -95,15 +94,15 @@ def _judge(out, log, grid, val, test, words: Words) -> None:
     if not tests:
         fail(f"{name} never read the test set: after choosing {w.setting} on validation, call "
              f"{w.test}(best) once and return its result.")
+    if vals and log.index(("test", tests[0])) < max(i for i, (s, _) in enumerate(log) if s == "val"):
+        fail(f"{name} touched the test set during the selection: it called {w.test} before it had "
+             f"scored every {w.setting} on validation. Finish the choice on the validation split "
+             f"first, then read the test set once.")
     if len(tests) > 1:
         fail(f"{name} read the test set {len(tests)} times (for {w.setting} = "
              f"{listing([grid[i] for i in tests])}): "
              f"the test set is read once, for the chosen {w.setting} only. Every other read lets "
              f"the test set take part in the choice.")
-    if vals and log.index(("test", tests[0])) < max(i for i, (s, _) in enumerate(log) if s == "val"):
-        fail(f"{name} touched the test set during the selection: it called {w.test} before it had "
-             f"scored every {w.setting} on validation. Finish the choice on the validation split "
-             f"first, then read the test set once.")
     missing = [grid[i] for i in range(len(grid)) if i not in vals]
     if missing:
         fail(f"{name} did not score every {w.setting} on validation (never called {w.val} for "

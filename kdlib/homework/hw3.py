@@ -11,6 +11,7 @@ arguments are for the instructors' hidden tests; students call ``check_...(fn)``
 from __future__ import annotations
 
 import copy
+import functools
 import math
 
 import numpy as np
@@ -32,6 +33,21 @@ BATCH = 64
 # kdlib's batching: the exercise asks for the shuffle and the indexing written out.
 KDLIB_BATCHING = (data.batches, train.Batches.__iter__, train.Batches.order)
 KDLIB_STATS = tuple(getattr(stats, n) for n in ("paired_ci", "verdict", "claim_verdict"))
+
+
+@functools.cache
+def warm_up() -> None:
+    """Run once what a student's training runs: a forward pass, distillation_loss, backward, an SGD
+    and an Adam step. PyTorch imports some modules on the first optimizer step (seconds on a busy
+    machine): here, outside the student's time limit, which must not stop an import halfway."""
+    with torch.random.fork_rng(devices=[]):
+        model = models.StudentNet()
+        x, v = torch.randn(4, 1, 28, 28), torch.randn(4, 10)
+        for opt in (torch.optim.SGD(model.parameters(), lr=0.1), torch.optim.Adam(model.parameters())):
+            loss = losses.distillation_loss(model(x), v, torch.zeros(4, dtype=torch.long), 2.0, 0.5)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
 
 
 def _unchanged(originals, given, name: str) -> None:
@@ -202,6 +218,7 @@ def check_distill_epoch(fn, x: torch.Tensor | None = None, y: torch.Tensor | Non
     ``distillation_loss``, ``zero_grad``, ``backward``, ``step``. ``x, y, teacher_logits`` default
     to ``n`` random images (pass real ones to check on them)."""
     name = "distill_epoch"
+    warm_up()
     student = Student(fn, name, forbid=KDLIB_LOSSES + KDLIB_TRAINING + KDLIB_BATCHING,
                       allow=(losses.distillation_loss,))
     g = torch.Generator().manual_seed(seed)
@@ -279,6 +296,7 @@ def check_train_student(fn, epoch_fn, *, n: int = 150, settings: tuple = ((0.0, 
     student's own epoch, so this check grades the pairing, not the epoch. ``settings``: (alpha,
     seed) pairs; ``epochs=0`` shows the initial weights."""
     name = "train_student"
+    warm_up()
     student = Student(fn, name, forbid=KDLIB_LOSSES + KDLIB_TRAINING + KDLIB_BATCHING,
                       allow=(losses.distillation_loss,))
     # The student's own epoch makes the reference: a wrong epoch costs the epoch's points only.
@@ -295,18 +313,19 @@ def check_train_student(fn, epoch_fn, *, n: int = 150, settings: tuple = ((0.0, 
         _unchanged(d, given, name)
         return _weights(out, name)
 
-    first = {}  # seed -> (alpha, initial weights)
-    for alpha, seed in settings:
-        init = run(alpha, seed, 0)
-        if seed in first and not all(torch.equal(a, b) for a, b in zip(init, first[seed][1])):
-            fail(f"with the same seed ({seed}), your students for alpha={first[seed][0]:g} and "
-                 f"alpha={alpha:g} start from different weights: they are not a pair. Call "
-                 f"seed_everything(seed) at the start of the function, before StudentNet().")
-        first.setdefault(seed, (alpha, init))
+    inits = [(alpha, seed, run(alpha, seed, 0)) for alpha, seed in settings]
+    for i, (alpha, seed, init) in enumerate(inits):
+        for alpha0, seed0, init0 in inits[:i]:
+            if seed0 == seed and not all(torch.equal(a, b) for a, b in zip(init, init0)):
+                fail(f"with the same seed ({seed}), your students for alpha={alpha0:g} and "
+                     f"alpha={alpha:g} start from different weights: they are not a pair. Call "
+                     f"seed_everything(seed) at the start of the function, before StudentNet().")
+    for alpha, seed, init in inits:
         torch.manual_seed(seed)
         if not all(torch.equal(a, b) for a, b in zip(init, models.StudentNet().parameters())):
             fail(f"with epochs=0 your {name} must return StudentNet() as seed_everything({seed}) "
                  f"initialises it; yours has other weights (seed first, then build the model).")
+    for alpha, seed in settings:
         ref = _reference_student(epoch, d, T, alpha, seed, epochs)
         got = run(alpha, seed, epochs)
         if not all(close(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(got, ref)):
