@@ -33,13 +33,14 @@ def paired_ci(a, b, confidence: float = 0.95) -> dict:
 
 
 def verdict(ci: dict, what: str = "difference") -> str:
-    """A sentence for an interval: above 0, below 0, or an interval that holds 0 (say how wide)."""
+    """A sentence for an interval: above 0, below 0, or an interval that holds 0 (with its ends, two
+    decimals, as the notebooks' tables print them)."""
     if ci["low"] > 0:
         return f"the {what} is positive (95% interval above 0)"
     if ci["high"] < 0:
         return f"the {what} is negative (95% interval below 0)"
-    return (f"the 95% interval holds 0: no {what} detected at this power (it could be as large as "
-            f"{max(abs(ci['low']), abs(ci['high'])):.3g} either way)")
+    return (f"the 95% interval [{ci['low']:+.2f}, {ci['high']:+.2f}] holds 0: no {what} detected; "
+            f"underpowered for any {what} inside it")
 
 
 def claim_verdict(ci: dict, min_effect: float) -> str:

@@ -222,3 +222,25 @@ def test_fit_stacked_refuses_mismatched_arguments():
     bn = [torch.nn.Sequential(torch.nn.Flatten(), torch.nn.BatchNorm1d(784)) for _ in range(2)]
     with pytest.raises(ValueError, match="buffers"):
         stacked.fit_stacked(bn, opt, [train.Batches(x, y), train.Batches(x, y)], epochs=1, desc=None)
+
+
+def test_targets_run_on_the_callers_thread_count_not_one_captured_at_import():
+    """A thread count set after ``import kdlib`` is the one the targets module runs on (issue 26: a
+    count captured at import ignored a later torch.set_num_threads)."""
+    seen = []
+
+    class Record(torch.nn.Module):
+        def forward(self, f):
+            seen.append(torch.get_num_threads())
+            return f
+    x, y, _ = _data(64)
+    f = torch.randn(64, 10, dtype=torch.float64)
+    before = torch.get_num_threads()
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            seen.clear()
+            _stacked(models.StudentNet, [0], (x, y, f), None, recipes.three_way_loss("soft"), 1, None, targets=Record())
+            assert seen and set(seen) == {count}
+    finally:
+        torch.set_num_threads(before)

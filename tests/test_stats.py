@@ -65,3 +65,8 @@ def test_claim_verdict_refuses_a_non_finite_interval_or_effect():
         stats.claim_verdict(dict(ci, diffs=[0.1, 0.07, np.nan]), 0.01)
     with pytest.raises(ValueError, match=r"ci\['low'\] is nan"):
         stats.claim_verdict({"mean": np.nan, "low": np.nan, "high": np.nan}, 0.01)
+
+
+def test_verdict_of_an_interval_holding_zero_prints_its_ends():
+    text = stats.verdict({"low": -0.17, "high": 0.23})
+    assert "[-0.17, +0.23]" in text and "underpowered" in text and "either way" not in text
