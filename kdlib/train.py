@@ -62,9 +62,11 @@ class Batches:
 
 
 def _fast_path(model: torch.nn.Module) -> bool:
-    """True for a model put in channels_last (a convnet set up for speed)."""
-    w = next((p for p in model.parameters() if p.ndim == 4), None)
-    return w is not None and w.is_contiguous(memory_format=torch.channels_last)
+    """True for a model put in channels_last (a convnet set up for speed). Judged by its convolution
+    weight with the most input channels: a weight with one input channel is contiguous in both
+    layouts, so a network whose convolutions all read one channel is never taken for channels_last."""
+    w = max((p for p in model.parameters() if p.ndim == 4), key=lambda p: p.shape[1], default=None)
+    return w is not None and w.shape[1] > 1 and w.is_contiguous(memory_format=torch.channels_last)
 
 
 def _runner(model: torch.nn.Module):

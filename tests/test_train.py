@@ -269,3 +269,13 @@ def test_predict_logits_that_raises_restores_training_mode():
     with pytest.raises(RuntimeError):
         train.predict_logits(model, torch.zeros(5, 7))  # wrong width: the forward raises
     assert model.training
+
+
+def test_only_a_model_put_in_channels_last_takes_the_fast_path():
+    """A first convolution with one input channel is contiguous in both layouts: it must not make a
+    plain model look like one put in channels_last (which trains under bf16 autocast where the CPU
+    has it)."""
+    assert not train._fast_path(models.TeacherNet())
+    assert train._fast_path(models.TeacherNet().to(memory_format=torch.channels_last))
+    assert not train._fast_path(models.WeakStudentNet())  # every convolution reads one channel
+    assert not train._fast_path(models.StudentNet())
