@@ -4,6 +4,7 @@
 #   make notebooks  (maintainers) execute every notebook at full length, saving the outputs
 #   make bench      speed benchmark (bench/bench.py; README, Speed)
 #   make exercises  (instructors) regenerate the homework exercises from the solutions (nbgrader)
+#   make book       the course website from the saved notebooks, offline, into build/book
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -17,21 +18,25 @@ endif
 
 STAMP := $(VENV)/.installed
 
+# The dev and book extras: `make test` (CI) runs tests/test_book.py, which builds the website.
 $(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || { $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	  || { echo "kd-notebooks needs Python 3.11 or newer; $(PYTHON) is $$($(PYTHON) -V 2>&1): make PYTHON=python3.11 ..."; exit 1; }; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "Installing into $(VENV) (first time: a few minutes)..."
-	@set -o pipefail; $(PY) -m pip install -q --disable-pip-version-check $(TORCH_PINS) -e '.[dev]' 2>&1 \
+	@set -o pipefail; $(PY) -m pip install -q --disable-pip-version-check $(TORCH_PINS) -e '.[dev,book]' 2>&1 \
 	  | { grep -v "is ignored: it is neither a file nor a directory" || true; }
-	@$(PY) -c "import torch, torchvision, kdlib, nbval, jupytext, ipywidgets, torchinfo, playwright, nbgrader" \
+	@$(PY) -c "import torch, torchvision, kdlib, nbval, jupytext, ipywidgets, torchinfo, playwright, nbgrader, sphinx, myst_nb, jupyter_server_mathjax" \
 	  || { echo "The installation into $(VENV) is incomplete: run the command again."; exit 1; }
 	@$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $@
 
-.PHONY: venv lab test notebooks bench exercises clean-venv
+.PHONY: venv lab test notebooks bench exercises book clean-venv
 venv: $(STAMP)
 
+# The students' JupyterLab (lab-config/): nbgrader's authoring menus off, the notebooks' .py twins hidden.
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	JUPYTER_CONFIG_PATH="$(abspath lab-config)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" $(VENV)/bin/jupyter lab notebooks/
 
 test: $(STAMP)
 	@scripts/ensure_browser.sh
@@ -48,6 +53,10 @@ exercises: $(STAMP)
 	$(VENV)/bin/jupytext --sync --quiet homework/source/*/*.ipynb
 	cd homework && for a in $(notdir $(wildcard homework/source/*)); do \
 	  PATH="$(abspath $(VENV))/bin:$$PATH" nbgrader generate_assignment $$a --force --log-level=WARN || exit 1; done
+
+# Sphinx + MyST-NB on the committed notebooks (never executed), MathJax bundled: no network needed.
+book: $(STAMP)
+	$(PY) scripts/build_book.py
 
 clean-venv:
 	rm -rf $(VENV)
