@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from kdlib import homework as checks
-from kdlib import losses, recipes, train
+from kdlib import hinton, losses, train
 from kdlib.losses import soft_target_loss as borrowed_soft_target_loss
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,25 +54,30 @@ def _calls_a_check(cell) -> bool:
 
 
 def test_assignments_exist():
-    assert ASSIGNMENTS == ["hw1_soft_targets", "hw2_noisy_teacher_step"]
+    assert {"hw1_soft_targets", "hw2_noisy_teacher_step"} <= set(ASSIGNMENTS)
 
 
-def _nbgrader(course: Path, *commands: list[str], submissions: dict | None = None) -> Path:
+def _nbgrader(course: Path, *commands: list[str], submissions: dict | None = None,
+              config: str = "") -> Path:
     """Run nbgrader ``commands`` (e.g. ["autograde", "hw1_soft_targets"]) in a scratch course
-    folder made of homework's config, its sources and ``submissions`` ({(student, assignment):
-    notebook}); returns the folder."""
+    folder made of homework's config (with ``config`` appended), its sources and ``submissions``
+    ({(student, assignment): notebook}); returns the folder. nbgrader's warnings and errors are
+    in its ``log.txt``."""
     if not NBGRADER.exists():
         pytest.skip("nbgrader is not installed (pip install -e '.[dev]')")
     if not (course / "nbgrader_config.py").exists():
-        shutil.copy(HW / "nbgrader_config.py", course)
+        (course / "nbgrader_config.py").write_text((HW / "nbgrader_config.py").read_text() + config)
         shutil.copytree(HW / "source", course / "source")
     for (student, a), nb in (submissions or {}).items():
         (course / "submitted" / student / a).mkdir(parents=True)
         nbformat.write(nb, course / "submitted" / student / a / f"{a}.ipynb")
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     for cmd in commands:
-        subprocess.run([str(NBGRADER), *cmd, "--log-level=WARN"], cwd=course, env=env, check=True,
-                       capture_output=True, text=True)
+        r = subprocess.run([str(NBGRADER), *cmd, "--log-level=WARN"], cwd=course, env=env,
+                           capture_output=True, text=True)
+        with open(course / "log.txt", "a") as log:
+            log.write(r.stdout + r.stderr)
+        assert r.returncode == 0, r.stdout + r.stderr
     return course
 
 
@@ -218,7 +223,13 @@ def test_autograde_grades_a_submission(tmp_path):
     from the exercise. Alice's is right: all 8 points, hidden tests included. Bob's has alpha on
     the wrong term: the points of the two checks it passes (2 + 3). Carol's soft-target loss divides
     by a batch size of 8 written into the code: it passes the visible checks (batches of 8) but not
-    the hidden tests (other batch sizes), which autograde puts back: 2 points."""
+    the hidden tests (other batch sizes), which autograde puts back: 5 (the distillation loss that
+    calls it is graded with kdlib's soft-target loss in its place, #23). Dave's soft-target loss
+    lacks T^2: 5 likewise. Eve's softmax ignores T, and she replaced its check by a print:
+    autograde puts the check back, and nbgrader warns about that cell, and only about it (not
+    about the check cells of the others, which differ from the source only by the hidden tests).
+    Frank's own cell loops forever: autograde stops that cell at its time limit (5 s here, for
+    that cell only: a busy machine may take longer to import torch) and grades the rest."""
     import csv
 
     a = "hw1_soft_targets"
@@ -228,12 +239,45 @@ def test_autograde_grades_a_submission(tmp_path):
                                     "(1 - alpha) * soft + alpha * hard")),
         ("carol", a): _submission(a, ('reduction="batchmean", log_target=True) * T * T',
                                       'reduction="sum", log_target=True) / 8 * T * T')),
+        ("dave", a): _submission(a, ('reduction="batchmean", log_target=True) * T * T',
+                                     'reduction="batchmean", log_target=True)')),
+        ("eve", a): _submission(a, ("z = logits / T", "z = logits"),
+                                ("checks.check_softmax_t(softmax_t)", 'print("checked")')),
+        ("frank", a): _submission(a, ("def distillation_loss(", "while True:\n    pass\n\ndef distillation_loss(")),
     }
-    course = _nbgrader(tmp_path, ["generate_assignment", a, "--force"], ["autograde", a],
-                       ["export"], submissions=submissions)
-    rows = {r["student_id"]: r for r in csv.DictReader(open(course / "grades.csv"))}
+    course = _nbgrader(tmp_path, ["generate_assignment", a, "--force"],
+                       ["generate_assignment", "hw2_noisy_teacher_step", "--force"], ["autograde", a],
+                       ["export", "--assignment", a], submissions=submissions,
+                       config="\nc.Execute.timeout_func = lambda cell: 5 if 'while True' in cell.source "
+                              "else cell_timeout(cell)\n")
+    table = list(csv.DictReader(open(course / "grades.csv")))
+    assert {r["assignment"] for r in table} == {a}  # export --assignment: hw2's empty rows left out
+    rows = {r["student_id"]: r for r in table}
     scores = {s: (float(r["score"]), float(r["max_score"])) for s, r in rows.items()}
-    assert scores == {"alice": (8, 8), "bob": (5, 8), "carol": (2, 8)}
+    assert scores == {"alice": (8, 8), "bob": (5, 8), "carol": (5, 8), "dave": (5, 8), "eve": (6, 8),
+                      "frank": (5, 8)}
+    log = (course / "log.txt").read_text()
+    assert log.count("has changed") == 1, log
+    assert "Attribute 'checksum' for cell check_softmax_t has changed" in log
+    graded = nbformat.read(course / "autograded" / "frank" / a / f"{a}.ipynb", as_version=4)
+    stopped = [c for c in graded.cells if "while True:" in c.source]
+    assert _errors(stopped[0]) and _errors(stopped[0])[-1] in ("CellTimeoutError", "KeyboardInterrupt")
+
+
+def test_nbgrader_config_time_limits():
+    """Autograde's cell time limit (homework/nbgrader_config.py): the cell of hw2 that may train
+    notebook 02's teacher gets the long limit, every other cell of every assignment the short one."""
+    namespace = {"get_config": lambda: __import__("traitlets.config").config.Config()}
+    exec(compile((HW / "nbgrader_config.py").read_text(), "nbgrader_config.py", "exec"), namespace)
+    cell_timeout, short, long = (namespace[k] for k in ("cell_timeout", "CELL_TIMEOUT", "TRAINS_ONCE_TIMEOUT"))
+    assert namespace["c"].Execute.timeout_func is cell_timeout and 0 < short < long
+    for assignment in ASSIGNMENTS:
+        for cell in nbformat.read(_notebook(assignment, "source"), as_version=4).cells:
+            expected = long if "mnist_teacher(" in cell.source else short
+            assert cell_timeout(cell) == expected, cell.source[:80]
+    trains = [c for c in nbformat.read(_notebook("hw2_noisy_teacher_step", "source"), as_version=4).cells
+              if cell_timeout(c) == long]
+    assert len(trains) == 1
 
 
 # ---- 3. each check names the typical mistakes ----------------------------------------------------
@@ -321,7 +365,7 @@ def _step(kind):
             loss = alpha * losses.soft_target_loss(logits, v, T) + (1 - alpha) * CE(logits, y)
         elif kind == "kdlib's train_epoch":
             return train.train_epoch(model, opt, train.Batches(x, y, v, batch_size=len(y)),
-                                     loss_fn=recipes.student_loss("hard+soft", T, alpha))[0]
+                                     loss_fn=hinton.student_loss(T, alpha))[0]
         else:
             loss = losses.distillation_loss(logits, v, y, T, alpha)
         if kind == "no zero_grad":
@@ -359,6 +403,27 @@ def _float_when_grad(loss):
 
 NAN = torch.tensor(float("nan"))
 
+
+def _flat(message) -> str:
+    """A check's message on one line (checks wrap theirs at 100 columns)."""
+    return " ".join(str(message).split())
+
+
+def _scipy_softmax(z, T):  # SciPy's softmax on .numpy(): right values, no gradient
+    from scipy.special import softmax
+
+    return torch.from_numpy(softmax(z.numpy() / T, axis=-1))
+
+
+def _scipy_softmax_detached(z, T):
+    from scipy.special import softmax
+
+    return torch.from_numpy(softmax(z.detach().numpy() / T, axis=-1))
+
+
+def _straight_through_softmax(z, T):  # SciPy's values with the identity's gradient
+    return z - z.detach() + _scipy_softmax_detached(z, T)
+
 WRONG = {
     # softmax with temperature
     "softmax without /T": (checks.check_softmax_t, lambda z, T: _softmax(z), "do not depend on T"),
@@ -379,6 +444,20 @@ WRONG = {
     "Tensor.softmax": (checks.check_softmax_t, lambda z, T: (z / T).softmax(-1), "calls torch's softmax"),
     "exp of log_softmax": (checks.check_softmax_t, lambda z, T: torch.exp(F.log_softmax(z / T, -1)),
                            "calls torch's softmax"),
+    "aten softmax operator": (checks.check_softmax_t, lambda z, T: torch.ops.aten.softmax.int(z / T, -1),
+                              "calls torch's softmax"),
+    "aten _softmax operator": (checks.check_softmax_t,
+                               lambda z, T: torch.ops.aten._softmax.default(z / T, -1, False),
+                               "calls torch's softmax"),
+    "torch.sparse.softmax": (checks.check_softmax_t,
+                             lambda z, T: torch.sparse.softmax((z / T).to_sparse(), -1).to_dense(),
+                             "calls torch's softmax"),
+    "nn.Softmax": (checks.check_softmax_t, lambda z, T: torch.nn.Softmax(-1)(z / T), "calls torch's softmax"),
+    "SciPy's softmax on .numpy()": (checks.check_softmax_t, _scipy_softmax, "carries no gradient"),
+    "SciPy's softmax on .detach().numpy()": (checks.check_softmax_t, _scipy_softmax_detached,
+                                             "carries no gradient"),
+    "SciPy's softmax with the identity's gradient": (checks.check_softmax_t, _straight_through_softmax,
+                                                     "not their gradient"),
     "kdlib's softmax_t": (checks.check_softmax_t, losses.softmax_t,
                           "your softmax_t calls kdlib.losses.softmax_t: write it yourself"),
     # soft-target loss
@@ -452,9 +531,9 @@ WRONG = {
     "distillation stub": (checks.check_distillation_loss, _stub, "not written yet"),
     "kdlib's distillation_loss": (checks.check_distillation_loss, losses.distillation_loss,
                                   "calls kdlib.losses.distillation_loss: write it yourself"),
-    "kdlib's distillation_loss through recipes": (
+    "kdlib's distillation_loss through another kdlib helper": (
         checks.check_distillation_loss,
-        lambda z, v, y, T, a: recipes.student_loss("hard+soft", T, a)(z, y, v),
+        lambda z, v, y, T, a: hinton.student_loss(T, a)(z, y, v),
         "calls kdlib.losses.distillation_loss"),
     # noisy teacher
     "noise added": (checks.check_perturb_logits, _perturb("added"), "added instead of multiplied"),
@@ -504,8 +583,12 @@ def test_check_names_the_mistake(case):
     check, fn, message = WRONG[case]
     with pytest.raises(checks.CheckFailed) as err:
         check(fn)
-    assert message in str(err.value), f"{case}: got {err.value}"
+    assert message in _flat(err.value), f"{case}: got {err.value}"
     assert isinstance(err.value, AssertionError)
+    # Wrapped to fit nbgrader's feedback page, which does not wrap: "CheckFailed: " + 87 columns,
+    # then 100 (a word longer than that would stay whole: none is).
+    lines = f"CheckFailed: {err.value}".splitlines()
+    assert max(len(line) for line in lines) <= 100, lines
 
 
 @pytest.mark.parametrize("case", ["soft-target loss nan", "perturbation gives nan", "distillation nan"])
@@ -649,3 +732,215 @@ def test_time_limit_leaves_other_timers_alone():
     checks.check_softmax_t(_softmax_t)
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
     assert signal.getsignal(signal.SIGALRM) is old
+
+
+def test_time_limit_leaves_other_timers_alone_also_after_a_stop(monkeypatch):
+    """After stopping a function (and re-stopping it every tick), no timer is left running and
+    SIGALRM's handler is the one from before."""
+    monkeypatch.setenv("KDLIB_CHECK_TIME_LIMIT", "0.3")
+    old = signal.getsignal(signal.SIGALRM)
+
+    def endless(z, T):
+        while True:
+            try:
+                z = z + 0
+            except BaseException:
+                continue
+
+    with pytest.raises(checks.CheckFailed, match="took longer than 0.3 seconds"):
+        checks.check_softmax_t(endless)
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert signal.getsignal(signal.SIGALRM) is old
+    assert sys.getprofile() is None
+    time.sleep(0.2)  # a tick left behind would raise here
+    checks.check_softmax_t(_softmax_t)
+
+
+# Loops that swallow the stop: the first two catch every exception, the time limit's included;
+# the last catches it and then returns the right answer, too late.
+STUBBORN = """
+import time
+import torch
+from kdlib import homework
+
+def bare_except(logits, T):
+    n = 0
+    while True:
+        try:
+            n += 1
+            q = torch.exp(logits / T)
+            q = q / q.sum(-1, keepdim=True)
+        except:
+            n -= 1
+
+def sleeps_in_bare_except(logits, T):  # every stop lands in time.sleep, inside the try
+    while True:
+        try:
+            time.sleep(0.01)
+        except:
+            pass
+
+def except_base_exception(logits, T):
+    while True:
+        try:
+            logits = logits + 0
+        except BaseException:
+            continue
+
+def plain_loop(logits, T):
+    while True:
+        pass
+
+def right_but_late(logits, T):
+    try:
+        while True:
+            pass
+    except BaseException:
+        pass
+    z = logits / T
+    e = torch.exp(z - z.max(-1, keepdim=True).values)
+    return e / e.sum(-1, keepdim=True)
+
+for fn in (bare_except, sleeps_in_bare_except, except_base_exception, plain_loop, right_but_late):
+    start = time.monotonic()
+    try:
+        homework.check_softmax_t(fn)
+    except homework.CheckFailed as e:
+        print(fn.__name__, f"{time.monotonic() - start:.1f}", " ".join(str(e).split()))
+"""
+
+
+def _run_script(script: str, limit: str, timeout: float = 90) -> str:
+    """Run ``script`` in a fresh interpreter with KDLIB_CHECK_TIME_LIMIT=``limit`` (a subprocess
+    with a timeout: a check that hangs cannot hang the suite); returns its output."""
+    import kdlib
+
+    here = str(Path(kdlib.__file__).parents[1])  # the kdlib under test, wherever it is
+    env = {**os.environ, "KDLIB_CHECK_TIME_LIMIT": limit,
+           "PYTHONPATH": os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    try:
+        r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"the checks did not return within {timeout} s: {e.stdout}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def test_time_limit_stops_loops_that_catch_every_exception():
+    """#26: a bare `except:` or `except BaseException` in the student's loop swallowed the one
+    alarm, and the check hung. The stop is repeated every tick until the function returns, and
+    raised again at the first line of the except clause; a function that swallowed it and
+    returned later fails on time all the same."""
+    out = _run_script(STUBBORN, "1")
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert sorted(lines) == sorted(["bare_except", "sleeps_in_bare_except", "except_base_exception",
+                                    "plain_loop", "right_but_late"]), out
+    for name, line in lines.items():
+        _, seconds, message = line.split(" ", 2)
+        assert message.startswith("softmax_t took longer than 1 second and was stopped"), line
+        assert float(seconds) < 10, line  # stopped soon after the limit (generous: a busy machine)
+
+
+CTRL_C = """
+import os, signal, sys, threading, time
+import torch
+from kdlib import homework
+
+def slow(logits, T):
+    while True:
+        time.sleep(0.01)
+
+def deaf(logits, T):  # swallows Ctrl-C too
+    while True:
+        try:
+            time.sleep(0.01)
+        except:
+            pass
+
+for fn in (slow, deaf):
+    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+    try:
+        homework.check_softmax_t(fn)
+    except KeyboardInterrupt:
+        print(fn.__name__, "KeyboardInterrupt")
+    except homework.CheckFailed as e:
+        print(fn.__name__, "CheckFailed", str(e).split(":")[0])
+    print(fn.__name__, "after", signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0),
+          signal.getsignal(signal.SIGALRM) is signal.SIG_DFL, sys.getprofile() is None)
+"""
+
+
+def test_ctrl_c_during_a_check():
+    """Ctrl-C (SIGINT, as Jupyter's interrupt sends) stops a check as it stops any code: a
+    KeyboardInterrupt, not a CheckFailed, and no timer, handler or profile hook left behind. A
+    function that swallows Ctrl-C is still stopped by the time limit."""
+    out = _run_script(CTRL_C, "2").splitlines()
+    assert out == ["slow KeyboardInterrupt", "slow after True True True",
+                   "deaf CheckFailed softmax_t took longer than 2 seconds and was stopped",
+                   "deaf after True True True"], out
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e30", "-1", "1e-9", "ten", "10s"])
+def test_time_limit_setting_is_validated(monkeypatch, value):
+    """#26: a time limit of nan, inf or 1e30 made every check fail blaming the student
+    ("softmax_t raised OverflowError"); a negative one meant none. Now a ValueError names the
+    variable and the allowed range, before the student's function runs."""
+    monkeypatch.setenv("KDLIB_CHECK_TIME_LIMIT", value)
+    calls = []
+    with pytest.raises(ValueError) as err:
+        checks.check_softmax_t(lambda z, T: calls.append(1) or _softmax_t(z, T))
+    assert not isinstance(err.value, checks.CheckFailed) and not calls
+    assert str(err.value) == ("KDLIB_CHECK_TIME_LIMIT must be 0 (no time limit) or a number of "
+                              f"seconds from 0.001 to 86400, got {value!r}")
+
+
+@pytest.mark.parametrize("value", ["0", " 2.5 ", "86400", ""])
+def test_time_limit_setting_accepts_numbers_in_range(monkeypatch, value, capsys):
+    monkeypatch.setenv("KDLIB_CHECK_TIME_LIMIT", value)
+    checks.check_softmax_t(_softmax_t)
+    assert capsys.readouterr().out.startswith("✓ ")
+
+
+# ---- 5. each function is graded on its own -------------------------------------------------------
+
+STUDENT_NOTEBOOK = '''
+import torch.nn.functional as F
+
+def soft_target_loss(z, v, T):  # wrong: no T^2
+    return F.kl_div(F.log_softmax(z / T, 1), F.log_softmax(v / T, 1), reduction="batchmean",
+                    log_target=True)
+
+def distillation_loss(z, v, y, T, alpha):  # right, given a right soft_target_loss
+    return alpha * soft_target_loss(z, v, T) + (1 - alpha) * F.cross_entropy(z, y)
+
+def distillation_alpha_swapped(z, v, y, T, alpha):
+    return (1 - alpha) * soft_target_loss(z, v, T) + alpha * F.cross_entropy(z, y)
+'''
+
+
+def test_distillation_loss_is_graded_on_its_own(capsys):
+    """#23: a wrong soft_target_loss cost the distillation-loss points too. The check puts kdlib's
+    soft-target loss in place of the student's (in the student's namespace, during the check
+    only): a right distillation_loss passes, a wrong one still fails with its own message."""
+    ns = {}
+    exec(STUDENT_NOTEBOOK, ns)
+    own = ns["soft_target_loss"]
+    with pytest.raises(checks.CheckFailed, match="does not scale with T"):
+        checks.check_soft_target_loss(own)
+    checks.check_distillation_loss(ns["distillation_loss"])
+    assert "in place of your soft_target_loss" in _flat(capsys.readouterr().out)
+    assert ns["soft_target_loss"] is own  # put back
+    with pytest.raises(checks.CheckFailed, match="alpha weights the wrong term"):
+        checks.check_distillation_loss(ns["distillation_alpha_swapped"])
+    assert ns["soft_target_loss"] is own
+
+
+def test_distillation_loss_calling_kdlibs_soft_target_loss_is_still_refused():
+    """kdlib's soft_target_loss imported under the student's name is not swapped away: refused."""
+    ns = {}
+    exec(STUDENT_NOTEBOOK.replace("def soft_target_loss(z, v, T):  # wrong: no T^2\n",
+                                  "from kdlib.losses import soft_target_loss\ndef _unused(z, v, T):\n"), ns)
+    with pytest.raises(checks.CheckFailed) as err:
+        checks.check_distillation_loss(ns["distillation_loss"])
+    assert "calls kdlib.losses.soft_target_loss: write it yourself" in _flat(err.value)

@@ -10,16 +10,17 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import math
 import os
 import signal
 import sys
+import textwrap
 import threading
 import time
 
 import torch
 
 from .. import losses, train
-from ..train import torch_threads
 
 
 class CheckFailed(AssertionError):
@@ -28,19 +29,48 @@ class CheckFailed(AssertionError):
 
 # ---- the check's frame ---------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def _one_thread():
+    """One intra-op thread in the block (a check's tensors are tiny), then the count it had."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+WIDTH = 100
+"""Columns of a check's messages: longer lines are wrapped (nbgrader's feedback HTML does not)."""
+
+
+def wrap(text: str, first: int = 0) -> str:
+    """``text`` with every line longer than :data:`WIDTH` broken between words; the first line is
+    ``first`` columns shorter (the ``CheckFailed: `` or ``✓ `` printed before it)."""
+    lines = []
+    for i, line in enumerate(text.split("\n")):
+        pad = " " * (first if i == 0 else 0)
+        indent = line[:len(line) - len(line.lstrip())]
+        lines.append(textwrap.fill(line, WIDTH, initial_indent=pad, subsequent_indent=indent,
+                                   break_long_words=False, break_on_hyphens=False)[len(pad):]
+                     if len(pad + line) > WIDTH else line)
+    return "\n".join(lines)
+
+
 def graded(check):
-    """Decorator of every public check: one intra-op thread (its tensors are tiny; see
-    kdlib.train.auto_threads) and a short traceback that ends at the check's message."""
+    """Decorator of every public check: one intra-op thread (its tensors are tiny), messages
+    wrapped at :data:`WIDTH` columns, and a short traceback that ends at the check's message."""
     @functools.wraps(check)
     def wrapper(*args, **kwargs):
         __tracebackhide__ = True  # noqa: F841 (IPython and pytest leave this frame out)
         try:
-            with torch_threads(1):
+            with _one_thread():
                 return check(*args, **kwargs)
         except CheckFailed as e:
             # The same message without the check's insides in the traceback; the cause (an error
             # raised in the student's own function) keeps its traceback.
-            short = CheckFailed(*e.args)
+            short = CheckFailed(*(wrap(a, len("CheckFailed: ")) if isinstance(a, str) else a
+                                  for a in e.args))
             short.__suppress_context__ = True
             raise short from e.__cause__  # your function failed this check: see the message below
     return wrapper
@@ -51,7 +81,10 @@ def fail(msg: str):
 
 
 def ok(msg: str) -> None:
-    print(f"✓ {msg}")
+    print("\n".join(textwrap.fill(line, WIDTH, initial_indent="  " if i else "✓ ",
+                                   subsequent_indent="  ", break_long_words=False,
+                                   break_on_hyphens=False)
+                     for i, line in enumerate(msg.split("\n"))))
 
 
 # ---- the time limit ------------------------------------------------------------------------------
@@ -59,14 +92,26 @@ def ok(msg: str) -> None:
 TIME_LIMIT = 10.0
 """Seconds one call of the student's function may take (the environment variable
 ``KDLIB_CHECK_TIME_LIMIT`` overrides it; 0 means no limit). A right answer takes milliseconds."""
+LIMIT_RANGE = (0.001, 86400.0)
+"""The time limits ``KDLIB_CHECK_TIME_LIMIT`` may set (besides 0, no limit): a millisecond to a day."""
+TICK = 0.05
+"""Once the time is up, the student's function is stopped again every TICK seconds until it returns:
+an ``except:`` or ``except BaseException:`` in its loop swallows one stop, not all of them."""
 
 
 def time_limit() -> float:
-    value = os.environ.get("KDLIB_CHECK_TIME_LIMIT", "").strip()
+    """The time limit in seconds (0: none), from ``KDLIB_CHECK_TIME_LIMIT`` or :data:`TIME_LIMIT`."""
+    raw = os.environ.get("KDLIB_CHECK_TIME_LIMIT", "")
+    if not raw.strip():
+        return TIME_LIMIT
     try:
-        return float(value) if value else TIME_LIMIT
+        value = float(raw)
     except ValueError:
-        raise ValueError(f"KDLIB_CHECK_TIME_LIMIT must be a number of seconds, got {value!r}") from None
+        value = math.nan
+    if value == 0 or LIMIT_RANGE[0] <= value <= LIMIT_RANGE[1]:  # False for nan
+        return value
+    raise ValueError(f"KDLIB_CHECK_TIME_LIMIT must be 0 (no time limit) or a number of seconds from "
+                     f"{LIMIT_RANGE[0]:g} to {LIMIT_RANGE[1]:g}, got {raw!r}")
 
 
 class _TimeUp(BaseException):
@@ -80,50 +125,110 @@ def _can_time_out() -> bool:
     return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
 
 
-@contextlib.contextmanager
-def _limited(seconds: float):
-    """Raise :class:`_TimeUp` in the block if it runs longer than ``seconds`` (a real-time timer,
-    SIGALRM). Without SIGALRM (Windows) or off the main thread, the block runs without a limit.
+def _call(fn, args, kwargs):
+    """The one frame under which the time limit stops code: the student's function, called here."""
+    return fn(*args, **kwargs)
 
-    A timer that was already running (e.g. pytest-timeout's) keeps its deadline: if it comes first,
-    its handler gets the signal; afterwards it is re-armed with the time it had left."""
-    if not seconds or seconds <= 0 or not _can_time_out():
-        yield
-        return
-    start = time.monotonic()
-    state = {"armed": True, "outer_fired": False}
-    old_handler = signal.getsignal(signal.SIGALRM)
-    if old_handler is None:  # installed outside Python: treat it as the default
-        old_handler = signal.SIG_DFL
 
-    def on_alarm(signum, frame):
-        if not state["armed"]:
+def _inside_call(frame) -> bool:
+    """``frame`` runs below :func:`_call` (the student's code, or what it calls), not in ``_call``
+    itself nor in the check's own code around it (entering, leaving the time limit and the watch)."""
+    f = frame
+    while f is not None:
+        if f.f_code is _call.__code__:
+            return f is not frame
+        f = f.f_back
+    return False
+
+
+def _raise_on_line(frame, event, arg):
+    """Trace function of the student's frames once the time is up: stop at the next line, also the
+    first line of an ``except:`` clause, where nothing catches the stop."""
+    if event == "line":
+        raise _TimeUp()  # (this also switches tracing off: the next tick switches it on again)
+    return _raise_on_line
+
+
+def _trace_calls(frame, event, arg):
+    return _raise_on_line if _inside_call(frame) else None
+
+
+class _Limited:
+    """The time limit of one call (:func:`_limited`); ``expired`` tells afterwards whether it ran out."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.expired, self.armed = seconds, False, False
+        self.outer_fired, self.traced, self.old_trace = False, False, None
+
+    def __enter__(self):
+        if not self.seconds or not _can_time_out():
+            return self
+        self.start = time.monotonic()
+        self.old_handler = signal.getsignal(signal.SIGALRM)
+        if self.old_handler is None:  # installed outside Python: treat it as the default
+            self.old_handler = signal.SIG_DFL
+        signal.signal(signal.SIGALRM, self._on_alarm)
+        self.armed = True
+        self.outer = signal.setitimer(signal.ITIMER_REAL, self.seconds, TICK)
+        if self.outer[0] and self.outer[0] < self.seconds:  # an earlier timer (pytest-timeout's)
+            signal.setitimer(signal.ITIMER_REAL, self.outer[0], TICK)
+        return self
+
+    def _on_alarm(self, signum, frame):
+        if not self.armed:
             return
-        if time.monotonic() - start >= seconds - 0.01:
-            state["armed"] = False
-            raise _TimeUp()
+        if time.monotonic() - self.start >= self.seconds - 0.01:
+            self.expired = True
+            if _inside_call(frame):  # never in the check's own code: it must clean up
+                self._trace(frame)
+                raise _TimeUp()
+            return  # not yet inside the function, or already back: the next tick (or the exit)
         # The outer timer's time is up before ours: give the signal to its handler.
-        state["armed"] = False
-        state["outer_fired"] = True
-        signal.signal(signal.SIGALRM, old_handler)
+        self.armed, self.outer_fired = False, True
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, self.old_handler)
         signal.raise_signal(signal.SIGALRM)
 
-    signal.signal(signal.SIGALRM, on_alarm)
-    outer_delay, outer_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
-    if outer_delay and outer_delay < seconds:
-        signal.setitimer(signal.ITIMER_REAL, outer_delay)
-    try:
-        yield
-    finally:
-        state["armed"] = False
+    def _trace(self, frame):
+        """Make the student's frames (``frame`` and its callers up to :func:`_call`) raise
+        :class:`_TimeUp` at their next line: a stop raised in a ``try:`` block and caught by a bare
+        ``except:`` (a signal that comes during a call, e.g. ``time.sleep``, always lands there)
+        is raised again in the except clause."""
+        if not self.traced:
+            self.traced, self.old_trace = True, sys.gettrace()
+        sys.settrace(_trace_calls)
+        while frame is not None and frame.f_code is not _call.__code__:
+            frame.f_trace, frame.f_trace_lines = _raise_on_line, True
+            frame = frame.f_back
+
+    def __exit__(self, *exc):
+        if not self.armed and not self.outer_fired:
+            return False
+        self.armed = False
         signal.setitimer(signal.ITIMER_REAL, 0)
-        if not state["outer_fired"]:
-            signal.signal(signal.SIGALRM, old_handler)
+        if self.traced:
+            sys.settrace(self.old_trace)
+        outer_delay, outer_interval = self.outer
+        if not self.outer_fired:
+            signal.signal(signal.SIGALRM, self.old_handler)
             if outer_delay:
-                left = outer_delay - (time.monotonic() - start)
+                left = outer_delay - (time.monotonic() - self.start)
                 signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3), outer_interval)
         elif outer_interval:
             signal.setitimer(signal.ITIMER_REAL, outer_interval, outer_interval)
+        return False
+
+
+def _limited(seconds: float) -> _Limited:
+    """A context manager that stops the code run by :func:`_call` inside it, raising
+    :class:`_TimeUp` there, once ``seconds`` have passed, and again every :data:`TICK` seconds
+    until the call returns (a real-time interval timer, SIGALRM), so that a loop that catches
+    every exception is stopped too. It never raises in the check's own code. Without SIGALRM
+    (Windows) or off the main thread, or with ``seconds`` 0, there is no limit.
+
+    A timer that was already running (e.g. pytest-timeout's) keeps its deadline: if it comes first,
+    its handler gets the signal; afterwards it is re-armed with the time it had left."""
+    return _Limited(seconds)
 
 
 # ---- refusing kdlib's own implementation -----------------------------------------------------------
@@ -138,10 +243,6 @@ KDLIB_LOSSES = _public_functions(losses)
 KDLIB_TRAINING = tuple(getattr(train, n) for n in ("train_epoch", "fit") if hasattr(train, n))
 """kdlib's training loops: one batch through them is a whole training step."""
 
-# torch's softmax under its names: torch.softmax, F.softmax (which calls Tensor.softmax),
-# Tensor.softmax, torch.special.softmax, torch._softmax, and the log_softmax family.
-_SOFTMAX_NAMES = frozenset({"softmax", "log_softmax", "_softmax", "_log_softmax", "special_softmax",
-                            "special_log_softmax"})
 TORCH_SOFTMAX = "torch's softmax"
 
 
@@ -149,11 +250,17 @@ def _label(f) -> str:
     return f"{f.__module__}.{f.__qualname__}"
 
 
-def _is_torch_softmax(builtin) -> bool:
-    if getattr(builtin, "__name__", None) not in _SOFTMAX_NAMES:
-        return False
+def _is_torch_softmax(builtin, frame) -> bool:
+    """``builtin``, called from ``frame``, is one of torch's softmax functions: torch.softmax,
+    Tensor.softmax, torch.special.softmax, torch._softmax, torch.sparse.softmax, the log_softmax
+    family, or an ATen softmax operator called through ``torch.ops.aten`` (whose OpOverload object,
+    the caller's ``self``, holds the operator's name)."""
+    name = getattr(builtin, "__name__", None) or ""
+    module = getattr(builtin, "__module__", None) or ""
+    if module.startswith("torch._ops"):
+        name = str(frame.f_locals.get("self", ""))
     owner = getattr(builtin, "__self__", None)
-    return isinstance(owner, torch.Tensor) or (getattr(builtin, "__module__", None) or "").startswith("torch")
+    return "softmax" in name and (isinstance(owner, torch.Tensor) or module.startswith("torch"))
 
 
 @contextlib.contextmanager
@@ -177,7 +284,7 @@ def _watch(forbid: tuple, allow: tuple, found: list):
         elif event == "return":
             if inside and inside[-1] is frame:
                 inside.pop()
-        elif event == "c_call" and softmax and not inside and not found and _is_torch_softmax(arg):
+        elif event == "c_call" and softmax and not inside and not found and _is_torch_softmax(arg, frame):
             found.append(TORCH_SOFTMAX)
 
     old = sys.getprofile()
@@ -186,6 +293,7 @@ def _watch(forbid: tuple, allow: tuple, found: list):
         yield
     finally:
         sys.setprofile(old)
+
 
 
 # ---- calling the student's function --------------------------------------------------------------
@@ -208,24 +316,27 @@ class Student:
         before = [(a, a.detach().clone(), n) for a, n in zip(args, protect)
                   if n and isinstance(a, torch.Tensor)]
         found, seconds = [], time_limit()
+        limit = _limited(seconds)
         try:
-            with _limited(seconds), _watch(self.forbid, self.allow, found):
-                out = self.fn(*args, **kwargs)
+            with limit, _watch(self.forbid, self.allow, found):
+                out = _call(self.fn, args, kwargs)
         except _TimeUp:
-            fail(f"{self.name} took longer than {seconds:g} second{'' if seconds == 1 else 's'} "
-                 f"and was stopped: probably an endless loop (a `while` loop whose condition "
-                 f"never becomes false?). A right answer takes a fraction of a second.")
+            limit.expired = True
         except NotImplementedError:
-            if not found:
+            if not found and not limit.expired:
                 fail(f"{self.name} is not written yet: replace `raise NotImplementedError()` "
                      f"with your code, run that cell, then run this check again.")
             out = None
         except CheckFailed:
             raise
         except Exception as e:
-            if not found:
+            if not found and not limit.expired:
                 raise CheckFailed(f"{self.name} raised {type(e).__name__}: {e}") from e
             out = None
+        if limit.expired:  # also when the function caught every stop and returned at last
+            fail(f"{self.name} took longer than {seconds:g} second{'' if seconds == 1 else 's'} "
+                 f"and was stopped: probably an endless loop (a `while` loop whose condition "
+                 f"never becomes false?). A right answer takes a fraction of a second.")
         if found:
             self._refuse(found[0])
         for arg, copy, n in before:
@@ -234,8 +345,9 @@ class Student:
 
     def _refuse(self, what: str):
         if what == TORCH_SOFTMAX:
-            fail(f"your {self.name} calls torch's softmax (torch.softmax, F.softmax, .softmax() or a "
-                 f"log_softmax): write it yourself, with torch.exp and a sum, as the exercise asks.")
+            fail(f"your {self.name} calls torch's softmax (torch.softmax, F.softmax, .softmax(), a "
+                 f"log_softmax, torch.sparse.softmax or the aten operator): write it yourself, "
+                 f"with torch.exp and a sum, as the exercise asks.")
         allowed = " and ".join(f"`{_label(f)}`" for f in self.allow)
         fail(f"your {self.name} calls {what}: write it yourself. The check compares your function "
              f"with kdlib's, so calling kdlib's own implementation proves nothing"

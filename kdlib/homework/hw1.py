@@ -7,6 +7,8 @@ temperatures, seeds) are for the instructors' hidden tests; students call ``chec
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 
@@ -63,8 +65,40 @@ def check_softmax_t(fn, *, shape: tuple = (4, 10), temperatures: tuple = (1.0, 2
     if not close(q, losses.softmax_t(big, 1.0)):
         fail(f"at large logits (up to {big.abs().max():.0f}) your probabilities are wrong "
              f"although they are finite.")
+    _softmax_gradient(student, z, g)
     ok(f"{name} is right: rows sum to 1, and it matches kdlib.losses.softmax_t at "
-       f"T = {listing(sorted(temperatures))}, and at logits as large as {big.abs().max():.0f}.")
+       f"T = {listing(sorted(temperatures))}, at logits as large as {big.abs().max():.0f}, and "
+       f"in its gradient.")
+
+
+_NO_GRADIENT = ("softmax_t carries no gradient back to the logits (did you call .detach(), .numpy() "
+                "or .item(), or compute it in NumPy or SciPy?): a softmax that training uses must "
+                "stay a torch computation, written with torch.exp and a sum.")
+
+
+def _softmax_gradient(student: Student, z: torch.Tensor, g: torch.Generator, T: float = 2.0) -> None:
+    """The gradient of sum(w * softmax_t(z, T)) must reach z and equal the reference's."""
+    zg = z.clone().requires_grad_(True)
+    try:
+        q = student.tensor(zg, T, shape=z.shape, protect=("logits",))
+    except CheckFailed as e:  # .numpy() refuses a tensor that requires grad
+        if isinstance(e.__cause__, RuntimeError) and "numpy" in str(e.__cause__).lower():
+            fail(_NO_GRADIENT)
+        raise
+    if not q.requires_grad:
+        fail(_NO_GRADIENT)
+    w = torch.randn(z.shape, generator=g)
+    try:
+        (q * w).sum().backward()
+    except RuntimeError as e:
+        raise CheckFailed(f"softmax_t cannot be differentiated: backward() raised "
+                          f"{type(e).__name__}: {e}") from e
+    zr = z.clone().requires_grad_(True)
+    (losses.softmax_t(zr, T) * w).sum().backward()
+    if zg.grad is None or not close(zg.grad, zr.grad, rtol=1e-3, atol=1e-6):
+        fail(f"softmax_t gives the right values but not their gradient with respect to the logits "
+             f"(at T={T:g}): keep the whole computation in torch, without .detach() or a "
+             f"value copied in from elsewhere.")
 
 
 # ---- 2. soft-target loss ---------------------------------------------------------------------
@@ -203,6 +237,43 @@ def distill_mistakes(N: int, C: int):
     ]
 
 
+def _reference_soft_target_loss(student_logits, teacher_logits, T):
+    """kdlib's soft-target loss, in place of the student's own while distillation_loss is checked."""
+    return losses.soft_target_loss(student_logits, teacher_logits, T)
+
+
+def _global_names(code) -> set:
+    """The global names ``code`` and the functions defined inside it refer to."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= _global_names(const)
+    return names
+
+
+@contextlib.contextmanager
+def _reference_in_place_of_soft_target_loss(fn):
+    """While the block runs, the global name ``soft_target_loss`` of ``fn``'s module (the student's
+    notebook) means kdlib's soft-target loss, if ``fn`` uses that name and it is not kdlib's own
+    function already (which the check refuses). Yields whether it swapped: distillation_loss then
+    earns its points on its own, whether or not the student's soft_target_loss is right."""
+    names, code = getattr(fn, "__globals__", None), getattr(fn, "__code__", None)
+    if (not isinstance(names, dict) or code is None or "soft_target_loss" not in _global_names(code)
+            or names.get("soft_target_loss") in KDLIB_LOSSES):
+        yield False
+        return
+    missing = object()
+    old = names.get("soft_target_loss", missing)
+    names["soft_target_loss"] = _reference_soft_target_loss
+    try:
+        yield True
+    finally:
+        if old is missing:
+            names.pop("soft_target_loss", None)
+        else:
+            names["soft_target_loss"] = old
+
+
 DISTILL_SETTINGS = ((2.0, 0.8), (4.0, 0.3), (1.0, 0.5), (3.0, 0.0), (3.0, 1.0))
 _DISTILL_NAN = ("Does your soft_target_loss pass its check? Otherwise look for "
                 f"{NAN_CAUSES}.")
@@ -213,9 +284,19 @@ def check_distillation_loss(fn, *, N: int = 8, C: int = 10, settings: tuple = DI
                             seed: int = 2) -> None:
     """Check ``fn(student_logits, teacher_logits, labels, T, alpha)``:
     alpha * soft_target_loss + (1 - alpha) * cross_entropy (alpha weights the SOFT term);
-    ``settings`` are its (T, alpha) pairs."""
+    ``settings`` are its (T, alpha) pairs. Where ``fn`` calls the student's ``soft_target_loss``,
+    kdlib's stands in for it during the check, so that each exercise is graded on its own."""
+    with _reference_in_place_of_soft_target_loss(fn) as swapped:
+        _check_distillation_loss(fn, N, C, settings, seed)
+    ok(f"distillation_loss is right: alpha * T^2 * KL(p || q) + (1 - alpha) * cross-entropy at "
+       + ", ".join(f"(T={T:g}, alpha={a:g})" for T, a in settings)
+       + (" (checked with kdlib's soft-target loss in place of your soft_target_loss)."
+          if swapped else "."))
+
+
+def _check_distillation_loss(fn, N: int, C: int, settings: tuple, seed: int) -> None:
     name = "distillation_loss"
-    student = Student(fn, name)
+    student = Student(fn, name, allow=(_reference_soft_target_loss,))
     inputs = ("student_logits", "teacher_logits", "labels")
     g = torch.Generator().manual_seed(seed)
     z, v = torch.randn(N, C, generator=g) * 2, torch.randn(N, C, generator=g) * 3
@@ -237,5 +318,3 @@ def check_distillation_loss(fn, *, N: int = 8, C: int = 10, settings: tuple = DI
     if not out.requires_grad:
         fail(f"{name} carries no gradient back to the student's logits (did you call .item(), "
              f".detach() or .numpy()?).")
-    ok(f"{name} is right: alpha * T^2 * KL(p || q) + (1 - alpha) * cross-entropy at "
-       + ", ".join(f"(T={T:g}, alpha={a:g})" for T, a in settings) + ".")

@@ -47,10 +47,12 @@ from kdlib import homework as checks
 # a larger T gives a softer distribution that shows how the model ranks the wrong classes (the
 # "dark knowledge").
 #
-# Write it with `torch.exp` and a sum: the check refuses `torch.softmax`, `F.softmax`,
-# `logits.softmax(...)` and `log_softmax`. Mind large logits: `exp(89)` is already too large for
-# float32. Subtracting each row's maximum from the logits first does not change the result (why?)
-# and keeps every exponent at or below 0.
+# Write it with `torch.exp` and a sum: the check refuses torch's softmax in all its forms
+# (`torch.softmax`, `F.softmax`, `logits.softmax(...)`, `log_softmax`, `torch.sparse.softmax`,
+# `torch.ops.aten`...). Keep it a torch computation (no `.detach()`, `.numpy()`, NumPy or SciPy):
+# training backpropagates through it, and the check compares its gradient too. Mind large
+# logits: `exp(89)` is already too large for float32. Subtracting each row's maximum from the
+# logits first does not change the result (why?) and keeps every exponent at or below 0.
 
 # %% nbgrader={"grade": false, "grade_id": "softmax_t", "locked": false, "schema_version": 3, "solution": true}
 def softmax_t(logits: torch.Tensor, T: float) -> torch.Tensor:
@@ -119,7 +121,9 @@ checks.check_soft_target_loss(soft_target_loss, N=64, C=100, temperatures=(3.0,)
 # In this course **alpha weights the soft term**, as in Hinton et al. 2015 and in the seed experiment
 # (T = 2, alpha = 0.8); torchdistill and the Keras example use the opposite convention, so read
 # alpha carefully wherever you meet it. The cross-entropy uses the student's plain logits (T = 1);
-# `F.cross_entropy` takes logits, not probabilities. You may call your `soft_target_loss`.
+# `F.cross_entropy` takes logits, not probabilities. You may call your `soft_target_loss`: while
+# its check runs, the course's soft-target loss stands in for yours, so this exercise earns its
+# points on its own, whether or not exercise 2 does.
 
 # %% nbgrader={"grade": false, "grade_id": "distillation_loss", "locked": false, "schema_version": 3, "solution": true}
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,

@@ -30,7 +30,7 @@
 # %%
 import torch
 
-from kdlib import data, models, recipes, train
+from kdlib import data, fast, models, recipes, train
 from kdlib import homework as checks
 from kdlib.losses import distillation_loss
 from kdlib.repro import seed_everything
@@ -137,14 +137,15 @@ checks.check_training_step(distillation_step, x[64:96], y[64:96], teacher_logits
 # Your two functions together: five epochs of the 784-16-10 student (`kdlib.models.StudentNet`) on
 # the 2,000 images, each batch distilled from freshly perturbed teacher logits (sigma = 0.2, half of
 # the rows chosen). Nothing to write: run the cell. The loss must fall and the student must
-# classify most of 2,000 validation images it has never seen.
+# classify most of 2,000 validation images it has never seen. These points need both of your
+# functions right (exercises 1 and 2 are each graded on their own).
 
 # %% nbgrader={"grade": true, "grade_id": "train_noisy_student", "locked": true, "points": 2, "schema_version": 3, "solution": false}
 gen = seed_everything(0)
 student = models.StudentNet()
 optimizer = torch.optim.Adam(student.parameters(), lr=1e-3)
 step_losses = []
-with train.torch_threads(1):  # a tiny network: one thread is fastest
+with fast.torch_threads(1):  # a tiny network: one thread is fastest
     for epoch in range(5):
         for xb, yb, vb in data.batches(x, y, teacher_logits, batch_size=64, shuffle=True,
                                        generator=gen):
