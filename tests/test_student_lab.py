@@ -1,9 +1,10 @@
 """The students' JupyterLab (`make lab`, Binder's `binder/start`): settings in lab-config/.
 
-Starts JupyterLab on 127.0.0.1 on the project's notebooks/ folder (read only: the test lists it),
-once with lab-config/ on JUPYTER_CONFIG_PATH as `make lab` does and once without, and checks what
-a student sees: the jupytext .py twins hidden from the file browser, nbgrader's lab extension
-disabled and its formgrader not served. Without the settings both show (the test can fail).
+Starts JupyterLab on 127.0.0.1 on a copy of the project's notebooks/ folder, once with lab-config/
+on JUPYTER_CONFIG_PATH as `make lab` does and once without, and checks what a student sees: the
+jupytext .py twins hidden from the file browser (and still written when a notebook is saved),
+nbgrader's lab extension disabled and its formgrader not served. Without the settings both show
+(the test can fail).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -47,12 +49,17 @@ def lab(request, tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k != "JUPYTER_CONFIG_PATH"}
     if request.param == "students":
         env["JUPYTER_CONFIG_PATH"] = str(CONFIG)  # as the Makefile's `lab` target
+    work = tmp_path_factory.mktemp("lab")
+    folder = work / "notebooks"
+    folder.mkdir()
+    for f in (ROOT / "notebooks").glob("[0-9][0-9]_*"):
+        shutil.copy(f, folder / f.name)
     port, token = _free_port(), secrets.token_hex(16)
     cmd = [str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", "--ip=127.0.0.1",
-           f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT / 'notebooks'}"]
+           f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={folder}"]
     if os.geteuid() == 0:
         cmd.append("--allow-root")
-    log_path = tmp_path_factory.mktemp("lab") / "lab.log"
+    log_path = work / "lab.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         url = f"http://127.0.0.1:{port}"
@@ -65,7 +72,7 @@ def lab(request, tmp_path_factory):
                 time.sleep(0.5)
             else:
                 raise RuntimeError("JupyterLab did not answer within 120 s")
-            yield request.param, url, token
+            yield request.param, url, token, folder
         finally:
             proc.terminate()
             try:
@@ -75,7 +82,7 @@ def lab(request, tmp_path_factory):
 
 
 def test_file_browser_and_nbgrader_menus(lab):
-    kind, url, token = lab
+    kind, url, token, _ = lab
     status, body = _get(f"{url}/api/contents/?token={token}")
     assert status == 200
     names = {item["name"] for item in json.loads(body)["content"]}
@@ -101,3 +108,22 @@ def test_file_browser_and_nbgrader_menus(lab):
 def test_makefile_lab_uses_the_settings():
     recipe = (ROOT / "Makefile").read_text().split("\nlab:", 1)[1].split("\n\n", 1)[0]
     assert "JUPYTER_CONFIG_PATH" in recipe and "lab-config" in recipe
+
+
+def test_a_saved_notebook_still_writes_its_twin(lab):
+    """Hiding the .py twins from the listing does not stop jupytext from writing them."""
+    kind, url, token, folder = lab
+    name = "01_softmax_temperature.ipynb"
+    import nbformat
+    nb = nbformat.read(folder / name, as_version=4)
+    marker = f"edited in the students' lab {secrets.token_hex(4)}"
+    nb.cells.append(nbformat.v4.new_markdown_cell(marker))
+    body = json.dumps({"type": "notebook", "format": "json", "content": nb}).encode()
+    req = urllib.request.Request(f"{url}/api/contents/{name}?token={token}", data=body, method="PUT",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            assert r.status in (200, 201)
+    except urllib.error.HTTPError as e:
+        pytest.fail(f"saving failed: {e.code} {e.read().decode()[:2000]}")
+    assert marker in (folder / "01_softmax_temperature.py").read_text()
