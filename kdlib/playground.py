@@ -1,60 +1,163 @@
 """Notebook 03's distillation playground: pick T, alpha, the student's size and a seed, press Train.
 
 Students learn from cached teacher logits (the teacher ran once), so a 784-16-10 student trains in
-seconds. Each run adds a row to a table of the user's runs, which can be sorted by any column.
+seconds. Each setting is trained beside the labels-only student of the same seed (the same initial
+weights and batch order: a paired baseline, trained once per size and seed), and the number to
+compare settings by is the difference of their **validation** accuracies. Test accuracy appears only
+in a "report (test)" column and cannot be sorted by: choosing T and alpha by it would tune on the
+test set. :func:`static_table` gives the same table for a few settings, for viewers without widgets.
 """
 from __future__ import annotations
 
 import html
 import math
+import numbers
 import time
 
 from . import losses, recipes, train
 
 HIDDEN = (16, 32, 64, 128)
+# The columns shown: key -> header. "diff" is val_acc - base_val_acc (the labels-only student of the
+# same seed); "report" shows test accuracy, of this student / of the labels-only one.
 COLUMNS = {"run": "run", "hidden": "hidden units", "T": "T", "alpha": "alpha", "seed": "seed",
-           "epochs": "epochs", "test_acc": "test accuracy", "agreement": "agreement with the teacher",
-           "soft_kl": "soft-target KL (test)", "seconds": "seconds"}
+           "epochs": "epochs", "val_acc": "validation accuracy (%)", "base_val_acc": "labels only, same seed (%)",
+           "diff": "difference (points)", "agreement": "agrees with the teacher (validation, %)",
+           "report": "report (test, %): this / labels only"}
+# What a table may be sorted by: settings and validation scores (never the test set).
+SORT_KEYS = {"run": "run", "hidden": "hidden units", "T": "T", "alpha": "alpha", "seed": "seed",
+             "val_acc": "validation accuracy", "diff": "difference (validation)"}
+NOTE = ("Compare settings by the <b>difference</b>: validation accuracy minus that of the labels-only "
+        "student of the same seed (same initial weights, same batch order). The report column is "
+        "test accuracy, for the write-up only: do not choose T or alpha by it. One seed's difference "
+        "can be seed noise: repeat a setting with other seeds before believing it.")
+
+
+def _check_settings(hidden, T, alpha, seed) -> None:
+    """ValueError naming the first bad setting and its allowed values."""
+    if hidden not in HIDDEN:
+        raise ValueError(f"hidden must be one of {HIDDEN}, got {hidden!r}")
+    for name, value, low, high in (("T", T, losses.T_MIN, losses.T_MAX), ("alpha", alpha, 0, 1)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value <= high:
+            raise ValueError(f"{name} must be a number in [{low:g}, {high:g}], got {value!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+
+
+def _check_epochs(max_epochs) -> None:
+    if max_epochs is not None and (isinstance(max_epochs, bool) or not isinstance(max_epochs, numbers.Integral)
+                                   or max_epochs < 1):
+        raise ValueError(f"max_epochs must be None (the recipe's) or an integer >= 1, got {max_epochs!r}")
+
+
+def _train(data: dict, loss_fn, hidden: int, seed: int, max_epochs: int | None) -> dict:
+    """One student of notebook 03's recipe; its validation accuracy, its top-1 agreement with the
+    teacher on validation, its test accuracy (for the report), epochs run and seconds."""
+    start = time.perf_counter()
+    model, hist = recipes.train_seed_student(loss_fn, data["train"], data["val"], seed, hidden, max_epochs)
+    scores = {}
+    for split in ("val", "test"):
+        x, y, v = data[split]
+        top = train.predict_logits(model, x).argmax(1)
+        scores[split] = float((top == y).float().mean()), float((top == v.argmax(1)).float().mean())
+    return {"val_acc": scores["val"][0], "agreement": scores["val"][1], "test_acc": scores["test"][0],
+            "epochs": len(hist["train_loss"]), "seconds": time.perf_counter() - start}
 
 
 def train_and_score(data: dict, hidden: int = 16, T: float = 2.0, alpha: float = 0.8, seed: int = 0,
                     max_epochs: int | None = None) -> dict:
     """Train a 784-``hidden``-10 student on ``alpha * T^2 KL + (1 - alpha) CE`` (notebook 03's
-    recipe: Adam 1e-3, batch 64, early stopping on validation) and score it on the test set.
+    recipe: Adam 1e-3, batch 64, early stopping on validation) and score it.
 
-    ``data``: ``train``, ``val`` and ``test`` tuples ``(x, y, teacher_logits)``. Returns the
-    settings and: test accuracy, top-1 agreement with the teacher, and the soft-target
-    KL(p_teacher || q_student) at T (batchmean, without the T^2 factor) on the test set.
+    ``data``: ``train``, ``val`` and ``test`` tuples ``(x, y, teacher_logits)``. Returns the settings
+    and ``val_acc``, ``agreement`` (top-1 agreement with the teacher, validation), ``test_acc``
+    (for a report only), ``epochs`` and ``seconds``.
     """
-    if hidden not in HIDDEN:
-        raise ValueError(f"hidden must be one of {HIDDEN}, got {hidden!r}")
-    start = time.perf_counter()
+    _check_settings(hidden, T, alpha, seed)
+    _check_epochs(max_epochs)
     loss_fn = recipes.three_way_loss("hard+soft", T=T, alpha=alpha)
-    model, hist = recipes.train_seed_student(loss_fn, data["train"], data["val"], seed, hidden, max_epochs)
-    x, y, v = data["test"]
-    z = train.predict_logits(model, x)
-    return dict(hidden=hidden, T=float(T), alpha=float(alpha), seed=seed, epochs=len(hist["train_loss"]),
-                test_acc=float((z.argmax(1) == y).float().mean()),
-                agreement=float((z.argmax(1) == v.argmax(1)).float().mean()),
-                soft_kl=float(losses.soft_target_loss(z, v, T)) / (T * T),
-                seconds=time.perf_counter() - start)
+    return {"hidden": hidden, "T": float(T), "alpha": float(alpha), "seed": seed,
+            **_train(data, loss_fn, hidden, seed, max_epochs)}
 
 
-def runs_table(runs: list[dict], sort_by: str = "run", descending: bool = False) -> str:
-    """The runs as an HTML table, sorted by the column ``sort_by`` (a key of :data:`COLUMNS`)."""
-    if sort_by not in COLUMNS:
-        raise ValueError(f"sort_by must be one of {tuple(COLUMNS)}, got {sort_by!r}")
-    rows = sorted(runs, key=lambda r: r[sort_by], reverse=descending)
-    fmt = {"T": "{:.2f}", "alpha": "{:.2f}", "test_acc": "{:.4f}", "agreement": "{:.4f}",
-           "soft_kl": "{:.4f}", "seconds": "{:.1f}"}
+def train_labels_only(data: dict, hidden: int = 16, seed: int = 0, max_epochs: int | None = None) -> dict:
+    """The paired baseline: the labels-only student (cross-entropy, ``three_way_loss("hard")``) of
+    the same recipe, size and seed, scored as in :func:`train_and_score`."""
+    _check_settings(hidden, 1.0, 0.0, seed)
+    _check_epochs(max_epochs)
+    return {"hidden": hidden, "seed": seed, **_train(data, recipes.three_way_loss("hard"), hidden, seed, max_epochs)}
+
+
+class PairedRuns:
+    """A user's runs: each setting beside the labels-only student of its size and seed.
+
+    ``baselines[(hidden, seed)]`` keeps each labels-only student's scores, so it trains once.
+    ``rows``: one dict per run, :func:`train_and_score`'s plus ``run`` (1, 2, ...),
+    ``base_val_acc``, ``base_test_acc`` and ``diff = val_acc - base_val_acc``.
+    """
+
+    def __init__(self, data: dict, max_epochs: int | None = None):
+        _check_epochs(max_epochs)
+        self.data, self.max_epochs, self.rows, self.baselines = data, max_epochs, [], {}
+
+    def baseline(self, hidden: int, seed: int) -> dict:
+        """The labels-only student of this size and seed (trained now if it is not cached)."""
+        if (hidden, seed) not in self.baselines:
+            self.baselines[hidden, seed] = train_labels_only(self.data, hidden, seed, self.max_epochs)
+        return self.baselines[hidden, seed]
+
+    def run(self, hidden: int, T: float, alpha: float, seed: int) -> dict:
+        """Train one setting (and its baseline, if new); append and return its row."""
+        _check_settings(hidden, T, alpha, seed)  # before any training
+        base = self.baseline(hidden, seed)
+        r = train_and_score(self.data, hidden, T, alpha, seed, self.max_epochs)
+        row = {"run": len(self.rows) + 1, **r, "base_val_acc": base["val_acc"],
+               "base_test_acc": base["test_acc"], "diff": r["val_acc"] - base["val_acc"]}
+        self.rows.append(row)
+        return row
+
+
+def _cells(row: dict) -> list[str]:
+    """A row's cells, in the order of :data:`COLUMNS` (accuracies in %, the difference in points)."""
+    return [str(row["run"]), str(row["hidden"]), f"{row['T']:.2f}", f"{row['alpha']:.2f}", str(row["seed"]),
+            str(row["epochs"]), f"{100 * row['val_acc']:.2f}", f"{100 * row['base_val_acc']:.2f}",
+            f"{100 * row['diff']:+.2f}", f"{100 * row['agreement']:.2f}",
+            f"{100 * row['test_acc']:.2f} / {100 * row['base_test_acc']:.2f}"]
+
+
+def runs_table(rows: list[dict], sort_by: str = "run", descending: bool = False) -> str:
+    """The runs (:class:`PairedRuns` rows) as HTML, a note on how to read them, then the table
+    sorted by ``sort_by`` (a key of :data:`SORT_KEYS`: settings and validation scores only)."""
+    if sort_by not in SORT_KEYS:
+        raise ValueError(f"sort_by must be one of {tuple(SORT_KEYS)}, got {sort_by!r}")
+    rows = sorted(rows, key=lambda r: r[sort_by], reverse=descending)
     head = "".join(f"<th>{html.escape(label)}</th>" for label in COLUMNS.values())
-    body = "".join("<tr>" + "".join(f"<td>{fmt.get(k, '{}').format(r[k])}</td>" for k in COLUMNS) + "</tr>"
-                   for r in rows)
-    return f'<table class="kd-runs"><tr>{head}</tr>{body}</table>'
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in _cells(r)) + "</tr>" for r in rows)
+    return f'<p class="kd-note">{NOTE}</p><table class="kd-runs"><tr>{head}</tr>{body}</table>'
+
+
+def static_table(data: dict, settings, seed: int = 0, hidden: int = 16, max_epochs: int | None = None) -> str:
+    """The playground's table, as Markdown, for ``settings`` (``(T, alpha)`` pairs) at one size and
+    seed, beside the labels-only student of that seed (trained once): what a viewer without widgets
+    (GitHub, nbviewer) sees of the playground."""
+    settings = list(settings) if isinstance(settings, (list, tuple)) else settings
+    if not isinstance(settings, list) or not settings or any(
+            not isinstance(s, (list, tuple)) or len(s) != 2 for s in settings):
+        raise ValueError(f"settings must be a non-empty list of (T, alpha) pairs, got {settings!r}")
+    for T, alpha in settings:  # every setting checked before anything trains
+        _check_settings(hidden, T, alpha, seed)
+    runs = PairedRuns(data, max_epochs)
+    for T, alpha in settings:
+        runs.run(hidden, T, alpha, seed)
+    lines = ["| " + " | ".join(COLUMNS.values()) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_cells(r)) + " |" for r in runs.rows]
+    note = NOTE.replace("<b>", "**").replace("</b>", "**")
+    return (f"*A static copy of the playground's table, made by this run: run the notebook to use the "
+            f"playground.*\n\n" + "\n".join(lines) + f"\n\n{note}")
 
 
 class Playground:
-    """The widgets: T (log scale, 1-20), alpha (0-1), hidden units, seed, Train, and the runs.
+    """The widgets: T (log scale, 1-20), alpha (0-1), hidden units, seed, Train, a status line, and
+    the table of runs with its sort controls (shown once there is a run).
 
     ``data`` as for :func:`train_and_score`. Display it as the last line of a cell.
     """
@@ -62,45 +165,57 @@ class Playground:
     def __init__(self, data: dict, max_epochs: int | None = None):
         import ipywidgets as w
 
-        self.data, self.max_epochs, self.runs = data, max_epochs, []
+        self.runs = PairedRuns(data, max_epochs)
+        full = {"style": {"description_width": "initial"}}  # labels as wide as their text: never cut
         self.T = w.FloatLogSlider(value=2.0, base=10, min=0, max=math.log10(20), step=0.01,
-                                  description="T", readout_format=".2f")
-        self.alpha = w.FloatSlider(value=0.8, min=0, max=1, step=0.05, description="alpha")
-        self.hidden = w.Dropdown(options=HIDDEN, value=16, description="hidden units")
-        self.seed = w.BoundedIntText(value=0, min=0, max=2**31 - 1, description="seed")
+                                  description="T", readout_format=".2f", **full)
+        self.alpha = w.FloatSlider(value=0.8, min=0, max=1, step=0.05, description="alpha", **full)
+        self.hidden = w.Dropdown(options=HIDDEN, value=16, description="hidden units", **full)
+        self.seed = w.BoundedIntText(value=0, min=0, max=2**31 - 1, description="seed", **full,
+                                     layout=w.Layout(width="12em"))
         self.button = w.Button(description="Train", button_style="primary", icon="play")
-        self.sort = w.Dropdown(options=[(v, k) for k, v in COLUMNS.items()], value="run",
-                               description="sort by")
-        self.descending = w.Checkbox(value=False, description="descending")
-        self.progress = w.Output()
-        self.result = w.HTML(layout=w.Layout(min_height="1.5em"))
-        self.table = w.HTML()
+        self.status = w.HTML("Choose a setting and press Train.", layout=w.Layout(min_height="1.5em"))
+        self.sort = w.Dropdown(options=[(v, k) for k, v in SORT_KEYS.items()], value="run",
+                               description="sort by", **full, layout=w.Layout(width="20em"))
+        self.descending = w.Checkbox(value=False, description="descending", indent=False)
+        self.sort_controls = w.HBox([self.sort, self.descending], layout=w.Layout(display="none"))
+        self.table = w.HTML(layout=w.Layout(overflow="auto"))  # a narrow window scrolls the table
+        self._bars = w.Output()  # training's progress bars land here, never shown: the status line says what trains
         self.button.on_click(self._train)
         for control in (self.sort, self.descending):
             control.observe(lambda _: self._refresh(), names="value")
         self.widget = w.VBox([w.HBox([self.T, self.alpha]), w.HBox([self.hidden, self.seed, self.button]),
-                              self.progress, self.result, w.HBox([self.sort, self.descending]), self.table])
+                              self.status, self.sort_controls, self.table])
+
+    def _say(self, text: str) -> None:
+        self.status.value = f'<span class="kd-result">{html.escape(text)}</span>'
 
     def _train(self, _=None) -> dict:
+        hidden, T, alpha, seed = self.hidden.value, self.T.value, self.alpha.value, self.seed.value
         self.button.disabled = True
-        self.result.value = "training..."
         try:
-            self.progress.clear_output()
-            with self.progress:
-                r = train_and_score(self.data, self.hidden.value, self.T.value, self.alpha.value,
-                                    self.seed.value, self.max_epochs)
-            r["run"] = len(self.runs) + 1
-            self.runs.append(r)
-            self.result.value = (f'<span class="kd-result">run {r["run"]}: test accuracy {r["test_acc"]:.4f}, '
-                                 f'agreement with the teacher {r["agreement"]:.4f}, soft-target KL '
-                                 f'{r["soft_kl"]:.4f} ({r["epochs"]} epochs, {r["seconds"]:.1f} s)</span>')
+            self._bars.clear_output()
+            with self._bars:
+                if (hidden, seed) not in self.runs.baselines:
+                    self._say(f"training the labels-only student (784-{hidden}-10, seed {seed})...")
+                    self.runs.baseline(hidden, seed)
+                self._say(f"training T = {T:.2f}, alpha = {alpha:.2f} (784-{hidden}-10, seed {seed})...")
+                r = self.runs.run(hidden, T, alpha, seed)
+            self._say(f"run {r['run']}: validation accuracy {100 * r['val_acc']:.2f}% vs "
+                      f"{100 * r['base_val_acc']:.2f}% labels only (seed {seed}): difference "
+                      f"{100 * r['diff']:+.2f} points (epochs: {r['epochs']}, {r['seconds']:.1f} s)")
             self._refresh()
             return r
+        except Exception as e:
+            self._say(f"failed: {e}")
+            raise
         finally:
             self.button.disabled = False
 
     def _refresh(self) -> None:
-        self.table.value = runs_table(self.runs, self.sort.value, self.descending.value) if self.runs else ""
+        rows = self.runs.rows
+        self.sort_controls.layout.display = None if rows else "none"
+        self.table.value = runs_table(rows, self.sort.value, self.descending.value) if rows else ""
 
     def _ipython_display_(self):
         from IPython.display import display

@@ -238,22 +238,44 @@ _FINISHED = """() => { const ps = """ + _PROMPTS + """
 
 
 def test_playground_train_button_in_jupyterlab(lab):
-    """Notebook 03's playground: press Train once, read the result and the table's row."""
+    """Notebook 03's playground: no sort controls before a run; press Train once, read the status line
+    (validation accuracy, the labels-only baseline of the same seed, their difference) and the table's
+    row; no label is cut and nothing runs past the right edge of the notebook."""
     from playwright.sync_api import expect
 
     url, token, work = lab
     with _browser_page() as page:
         button = page.get_by_role("button", name="Train")
         _open_and_run_all(page, url, token, PLAYGROUND, button)
+        sort_by = page.get_by_text("sort by", exact=True)
+        expect(sort_by).to_be_hidden()  # nothing to sort before the first run
+        _check_layout(page)
         button.click()
         result = page.locator(".kd-result")
-        expect(result).to_contain_text("test accuracy", timeout=120_000)
-        m = re.search(r"run 1: test accuracy ([\d.]+), agreement with the teacher ([\d.]+), "
-                      r"soft-target KL ([\d.]+)", result.inner_text())
+        expect(result).to_contain_text("difference", timeout=120_000)
+        m = re.search(r"run 1: validation accuracy ([\d.]+)% vs ([\d.]+)% labels only \(seed 0\): "
+                      r"difference ([+-][\d.]+) points", result.inner_text())
         assert m, result.inner_text()
-        acc, agree, kl = map(float, m.groups())
-        assert 0.3 < acc < 1 and 0.3 < agree <= 1 and kl > 0
+        acc, base, diff = map(float, m.groups())
+        assert 30 < acc < 100 and 30 < base < 100 and diff == pytest.approx(acc - base, abs=0.011)
+        assert "test" not in result.inner_text()
         rows = page.locator("table.kd-runs tr")
         expect(rows).to_have_count(2)  # header and the run
-        assert f"{acc:.4f}" in rows.nth(1).inner_text()
+        cells = rows.nth(1).locator("td").all_inner_texts()
+        assert cells[6:9] == [f"{acc:.2f}", f"{base:.2f}", f"{diff:+.2f}"], cells
+        assert "report (test" in rows.nth(0).inner_text()
+        expect(sort_by).to_be_visible()
+        _check_layout(page)
         page.screenshot(path=str(ARTIFACTS / "browser_03_playground.png"))
+
+
+def _check_layout(page):
+    """Every widget label shows its whole text, and no widget reaches past the output area's right edge."""
+    cut = page.evaluate("""() => [...document.querySelectorAll('.widget-label, .widget-label-basic')]
+        .filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)""")
+    assert not cut, f"labels cut: {cut}"
+    over = page.evaluate("""() => { const area = document.querySelector('.jp-OutputArea-output').getBoundingClientRect();
+        return [...document.querySelectorAll('.jp-OutputArea-output .jupyter-widgets, .jp-OutputArea-output table')]
+            .filter(e => e.offsetParent !== null && e.getBoundingClientRect().right > area.right + 1)
+            .map(e => e.className + ': ' + e.textContent.slice(0, 60)); }""")
+    assert not over, f"past the right edge: {over}"
