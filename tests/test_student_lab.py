@@ -3,8 +3,8 @@
 Starts JupyterLab on 127.0.0.1 on a copy of the project's notebooks/ folder, once with lab-config/
 on JUPYTER_CONFIG_PATH as `make lab` does and once without, and checks what a student sees: the
 jupytext .py twins hidden from the file browser (and still written when a notebook is saved),
-nbgrader's lab extension disabled and its formgrader not served. Without the settings both show
-(the test can fail).
+nbgrader's lab extension disabled and its formgrader not served, through the REST API and in
+Chromium (the menu bar and the file browser). Without the settings both show (the test can fail).
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "lab-config"
+sys.path.insert(0, str(ROOT / "tests"))  # test_browser: the Chromium setup
 
 
 def _free_port() -> int:
@@ -127,3 +128,31 @@ def test_a_saved_notebook_still_writes_its_twin(lab):
     except urllib.error.HTTPError as e:
         pytest.fail(f"saving failed: {e.code} {e.read().decode()[:2000]}")
     assert marker in (folder / "01_softmax_temperature.py").read_text()
+
+
+def test_what_the_student_sees_in_chromium(lab):
+    """JupyterLab itself, in Debian's Chromium (tests/test_browser.py's setup): the menu bar and
+    the file browser."""
+    from test_browser import CHROMIUM, FLAGS
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (make test tries apt-get)")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    from playwright.sync_api import sync_playwright
+    kind, url, token, _ = lab
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{url}/lab/workspaces/students-{kind}?token={token}")
+            page.locator(".jp-DirListing-item", has_text="06_hinton_mnist.ipynb").wait_for(timeout=60_000)
+            page.locator(".lm-MenuBar-item", has_text="Help").wait_for(timeout=60_000)
+            page.wait_for_timeout(1000)  # extensions add their menus as they load
+            menus = page.locator(".lm-MenuBar-item").all_inner_texts()
+            files = [t.split()[0] for t in page.locator(".jp-DirListing-item").all_inner_texts() if t.strip()]
+        finally:
+            browser.close()
+    assert "01_softmax_temperature.ipynb" in files
+    if kind == "students":
+        assert "Nbgrader" not in menus and not [f for f in files if f.endswith(".py")], (menus, files)
+    else:
+        assert "Nbgrader" in menus and "01_softmax_temperature.py" in files, (menus, files)
