@@ -34,3 +34,4 @@ html_theme_options = {"description": "A Jupyter course on knowledge distillation
                       "fixed_sidebar": True, "page_width": "1100px"}
 html_sidebars = {"**": ["about.html", "navigation.html", "searchbox.html"]}
 html_show_sourcelink = False
+html_show_copyright = False
