@@ -290,7 +290,7 @@ def _real_batch():
 # check, right function, hidden-test keyword arguments (from the solutions' hidden regions).
 CHECKS = {
     "teacher_logits": (checks.check_teacher_logits, _teacher_logits(), dict(n=7, seed=21)),
-    "distill_epoch": (checks.check_distill_epoch, _epoch(), dict(n=130, T=5.0, alpha=0.3, seed=22)),
+    "distill_epoch": (checks.check_distill_epoch, _epoch(), dict(data=130, T=5.0, alpha=0.3, seed=22)),
     "train_student": (functools.partial(checks.check_train_student, epoch_fn=_epoch()), _train_student(),
                       dict(n=70, settings=((0.5, 3), (0.0, 3)), T=2.0, epochs=1)),
     "paired_ci": (checks.check_paired_ci, _paired_ci(), dict(sizes=(2, 4, 12), seed=23)),
@@ -319,7 +319,7 @@ def test_check_accepts_the_right_answer(name, hidden, capsys):
 
 def test_epoch_check_on_real_images(real_data, capsys):
     """As the solution's visible test calls it: on real MNIST images."""
-    checks.check_distill_epoch(_epoch(), *_real_batch())
+    checks.check_distill_epoch(_epoch(), _real_batch())
     assert capsys.readouterr().out.startswith("✓ ")
 
 

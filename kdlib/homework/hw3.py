@@ -209,26 +209,22 @@ def _epoch_once(student, net, x, y, v, T, alpha, seed):
 
 
 @graded
-def check_distill_epoch(fn, x: torch.Tensor | None = None, y: torch.Tensor | None = None,
-                        teacher_logits: torch.Tensor | None = None, *, n: int = 200,
-                        T: float = 2.0, alpha: float = 0.8, seed: int = 7) -> None:
+def check_distill_epoch(fn, data: tuple | int = 200, *, T: float = 2.0, alpha: float = 0.8,
+                        seed: int = 7) -> None:
     """Check ``fn(model, optimizer, data, T, alpha, generator)``, ``data = (x, y, teacher_logits)``:
     one epoch in batches of 64 of a shuffled order drawn from ``generator``, each batch's images,
     labels and teacher logits taken with the same indices, and per batch forward,
-    ``distillation_loss``, ``zero_grad``, ``backward``, ``step``. ``x, y, teacher_logits`` default
-    to ``n`` random images (pass real ones to check on them)."""
+    ``distillation_loss``, ``zero_grad``, ``backward``, ``step``. ``data``: the tensors to check on
+    (e.g. real MNIST images, labels and cached teacher logits), or a number of random images."""
     name = "distill_epoch"
     warm_up()
     student = Student(fn, name, forbid=KDLIB_LOSSES + KDLIB_TRAINING + KDLIB_BATCHING,
                       allow=(losses.distillation_loss,))
-    g = torch.Generator().manual_seed(seed)
-    if x is None:
-        x = torch.randn(n, 1, 28, 28, generator=g)
-        y = torch.randint(0, 10, (n,), generator=g)
-        teacher_logits = torch.randn(n, 10, generator=g) * 3
-    if y is None or teacher_logits is None:
-        raise ValueError("pass x, y and teacher_logits together (or none of them)")
-    x, y, v = x, y, teacher_logits
+    if isinstance(data, int):
+        g = torch.Generator().manual_seed(seed)
+        data = (torch.randn(data, 1, 28, 28, generator=g), torch.randint(0, 10, (data,), generator=g),
+                torch.randn(data, 10, generator=g) * 3)
+    x, y, v = data
     n, keys = len(y), _rows_of(x)
     torch.manual_seed(seed)
     net = models.StudentNet()
@@ -283,7 +279,8 @@ def _reference_student(epoch_fn, d, T, alpha, seed, epochs):
 def _weights(out, name: str) -> list[torch.Tensor]:
     if not isinstance(out, nn.Module):
         fail(f"{name} returned {'nothing (None)' if out is None else 'a ' + type(out).__name__}; "
-             f"it must return the trained model." + (" Did you forget `return model`?" if out is None else ""))
+             f"it must return the trained model."
+             + (" Did you forget `return model`?" if out is None else ""))
     return [p.detach().clone() for p in out.parameters()]
 
 

@@ -49,7 +49,8 @@ def _three_parts(out, name: str):
             f"{len(out)} things" if isinstance(out, (tuple, list)) else f"a {type(out).__name__}")
         fail(f"{name} returned {what}; it must return three tensors (x, y, teacher_logits), the "
              f"teacher's logits filtered with the same rows"
-             + (": did you drop the soft targets?" if isinstance(out, (tuple, list)) and len(out) == 2 else "."))
+             + (": did you drop the soft targets?"
+                if isinstance(out, (tuple, list)) and len(out) == 2 else "."))
     return [tensor(t, name) for t in out]
 
 

@@ -127,10 +127,10 @@ def distill_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, data
 # and compares the weights after it with the right steps in that order.
 
 # %% nbgrader={"grade": true, "grade_id": "check_distill_epoch", "locked": true, "points": 3, "schema_version": 3, "solution": false}
-checks.check_distill_epoch(distill_epoch, x_train[:200], y_train[:200], v_train[:200])
+checks.check_distill_epoch(distill_epoch, (x_train[:200], y_train[:200], v_train[:200]))
 ### BEGIN HIDDEN TESTS
 # Graded only: another number of images (a last batch of 2), T and alpha.
-checks.check_distill_epoch(distill_epoch, n=130, T=5.0, alpha=0.3, seed=22)
+checks.check_distill_epoch(distill_epoch, 130, T=5.0, alpha=0.3, seed=22)
 ### END HIDDEN TESTS
 
 # %% [markdown]
