@@ -17,6 +17,9 @@ export KDLIB_DATA ?= $(abspath ../shared/data)
 endif
 
 STAMP := $(VENV)/.installed
+# lab, notebooks, bench: glibc reuses freed tensor memory (kdlib.fast.memory; README, Speed);
+# `make lab KDLIB_MALLOC=0` leaves the allocator as it is. Tests run without it.
+KDLIB_MALLOC ?= 1
 
 # The dev and book extras: `make test` (CI) runs tests/test_book.py, which builds the website.
 $(STAMP): pyproject.toml Makefile
@@ -36,17 +39,17 @@ venv: $(STAMP)
 
 # The students' JupyterLab (lab-config/): nbgrader's authoring menus off, the notebooks' .py twins hidden.
 lab: $(STAMP)
-	JUPYTER_CONFIG_PATH="$(abspath lab-config)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" $(VENV)/bin/jupyter lab notebooks/
+	KDLIB_MALLOC=$(KDLIB_MALLOC) JUPYTER_CONFIG_PATH="$(abspath lab-config)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" $(VENV)/bin/jupyter lab notebooks/
 
 test: $(STAMP)
 	@scripts/ensure_browser.sh
 	$(VENV)/bin/pytest --nbval-lax $(PYTEST_ARGS)
 
 notebooks: $(STAMP)
-	$(PY) scripts/run_notebooks.py $(NB)
+	KDLIB_MALLOC=$(KDLIB_MALLOC) $(PY) scripts/run_notebooks.py $(NB)
 
 bench: $(STAMP)
-	$(PY) bench/bench.py $(BENCH_ARGS)
+	KDLIB_MALLOC=$(KDLIB_MALLOC) $(PY) bench/bench.py $(BENCH_ARGS)
 
 # homework/source/<assignment> (solutions) -> homework/release/<assignment> (exercises), with nbgrader.
 exercises: $(STAMP)
