@@ -23,7 +23,8 @@
 #
 # $T=1$ is the ordinary softmax. A higher $T$ gives a softer distribution that shows how the network
 # ranks the *wrong* classes: this is what a student learns from in distillation (the "soft targets").
-# In `kdlib` it is `kdlib.losses.softmax_t(logits, T)`.
+# It is one line of code: divide by $T$, exponentiate, normalise. We write it first, then use
+# `kdlib.losses.softmax_t`, which is the same function.
 
 # %%
 import ipywidgets as widgets
@@ -33,6 +34,7 @@ import torch
 from IPython.display import display
 
 import kdlib
+from kdlib.course import announce
 from kdlib import plots, recipes, train
 from kdlib.losses import softmax_t
 
@@ -43,6 +45,19 @@ def entropy(p):
 
 
 print(f"fast mode: {kdlib.fast_mode()}")
+announce("01")  # how long this notebook takes, and which teachers it trains first
+
+
+def my_softmax_t(z, T):
+    """exp(z/T) / sum exp(z/T) over the last dimension. Subtracting the largest logit first changes
+    nothing mathematically (it cancels in the ratio) and keeps exp from overflowing at small T."""
+    e = torch.exp((z - z.max(-1, keepdim=True).values) / T)
+    return e / e.sum(-1, keepdim=True)
+
+
+zs = torch.randn(1000, 10, dtype=torch.float64) * 5
+print("ours equals kdlib's softmax_t at T = 0.1, 1, 2, 20:",
+      all(torch.allclose(my_softmax_t(zs, T), softmax_t(zs, T), rtol=1e-12, atol=1e-300) for T in (0.1, 1.0, 2.0, 20.0)))
 
 # %% [markdown]
 # ## The two limits, numerically
@@ -62,9 +77,10 @@ print("T -> inf is uniform:", torch.allclose(softmax_t(z, 1e6), torch.full((4,),
 # %% [markdown]
 # ## Real soft targets: the MNIST teacher
 # The teacher of notebook 02 (loaded from its checkpoint, or trained now if it is missing).
-# We look for real test digits whose **second choice** is telling: the 2 that looks most like a 3
-# (the seed experiment's example), then, among the digits the teacher classifies correctly, the
-# ones where it gives the most probability to one other class.
+# We look for real test digits whose **second choice** is telling: the correctly classified 2 that
+# gives the most probability to 3 (the seed experiment's example of a 2 that looks like a 3; the cell
+# prints its p(3), and its second choice may still be another digit), then, among the digits the
+# teacher classifies correctly, the ones where it gives the most probability to one other class.
 
 # %%
 teacher, info = recipes.mnist_teacher()
@@ -82,6 +98,8 @@ ok = torch.nonzero(pred == y_test).flatten()
 # the seed experiment's example first: the correctly classified 2 that gives most probability to 3
 twos = ok[y_test[ok] == 2]
 picked = [int(twos[p1[twos, 3].argmax()])]
+print(f"the 2 most like a 3: test image {picked[0]}, p(3) = {p1[picked[0], 3]:.2e} at T = 1, "
+      f"{softmax_t(logits[picked[0]], 5.0)[3]:.3f} at T = 5")
 # then the most telling correctly classified digit of each other true class, best first
 for i in ok[second_p[ok].argsort(descending=True)].tolist():
     if y_test[i] not in [y_test[j] for j in picked]:
@@ -110,12 +128,19 @@ for r, i in enumerate(picked):
         ax.set_ylim(1e-6, 1.5)
         ax.set_xticks(range(10))
         ax.set_title(f"#{i} (a {y_test[i]}), T={T}, H={entropy(q):.2f}", fontsize=8)
+        if r == len(picked) - 1:
+            ax.set_xlabel("class")
+        if c == 0:
+            ax.set_ylabel("probability (log)")
 fig.tight_layout()
 
 # %% [markdown]
 # ## Try it: a temperature slider
 # Move the slider (log scale, 0.1 to 50) and pick a digit: the bar chart of `softmax_t` and its
-# entropy update live. The text line under the chart gives the exact numbers.
+# entropy update live. The text line under the chart gives the exact numbers. The slider's chart has
+# a **linear** probability axis (what a probability looks like); the grid above used a log axis (what
+# the small ones are). Reading this without a kernel (on GitHub, in the course website)? The figure
+# after the slider shows the first digit at a few temperatures; run the notebook to move the slider.
 
 # %%
 readout = widgets.HTML()
@@ -146,11 +171,29 @@ digit.observe(update, "value")
 update()
 display(widgets.VBox([widgets.HBox([t_slider, digit]), chart, readout]))
 
+# %%
+# The slider's chart at a few temperatures, as a static figure (shown where widgets are not)
+STATIC_T = (0.5, 1, 2, 5, 20)
+i = picked[0]
+fig, axes = plt.subplots(1, len(STATIC_T), figsize=(2.6 * len(STATIC_T), 2.4), sharey=True)
+for ax, T in zip(axes, STATIC_T):
+    q = softmax_t(logits[i], T)
+    ax.bar(range(10), q.numpy(), color=["C3" if k == y_test[i] else "C0" for k in range(10)])
+    ax.set_ylim(0, 1)
+    ax.set_xticks(range(10))
+    ax.set_xlabel("class")
+    ax.set_title(f"T = {T}: entropy {entropy(q):.2f}", fontsize=9)
+axes[0].set_ylabel("probability")
+fig.suptitle(f"test image {i} (a {int(y_test[i])}), as the slider shows it")
+fig.tight_layout()
+
 # %% [markdown]
 # ## Entropy against temperature
 # Every curve rises to $\log 10 \approx 2.30$ nats (uniform) at high $T$. At low $T$ a digit with
-# one clear winner drops to 0 (a one-hot), while a digit torn between two classes stays near
-# $\log 2 \approx 0.69$ nats: cooling sharpens a distribution only where the logits differ.
+# one clear winner drops to 0 (a one-hot). A digit torn between two classes with *almost* equal
+# logits stays near $\log 2 \approx 0.69$ nats down to the smallest T plotted (0.1), but not for ever:
+# any gap $\Delta$ between its two logits wins once $T \ll \Delta$. Cooling sharpens a distribution
+# where the logits differ, as fast as their differences allow (the cell prints each digit's top-two gap).
 
 # %%
 Ts = torch.logspace(-1, 2, 200)
@@ -162,7 +205,11 @@ ax.set_xscale("log")
 ax.set_xlabel("temperature T")
 ax.set_ylabel("entropy (nats)")
 ax.legend(fontsize=8)
-ax.grid(alpha=0.3);
+ax.grid(alpha=0.3)
+for i in picked:
+    top2 = logits[i].topk(2).values
+    print(f"#{i}: gap between its two largest logits {float(top2[0] - top2[1]):.2f}; "
+          f"entropy at T = 0.1: {entropy(softmax_t(logits[i], 0.1)):.3f} nats")
 
 # %% [markdown]
 # ## Dark knowledge: which digits resemble which

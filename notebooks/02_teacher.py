@@ -44,9 +44,11 @@ from IPython.display import Markdown, display
 from torchinfo import summary
 
 import kdlib
+from kdlib.course import announce
 from kdlib import models, plots, recipes, train
 
 print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fast mode: {kdlib.fast_mode()}")
+announce("02")  # how long this notebook takes, and which teachers it trains first
 
 # %% [markdown]
 # ## The network
@@ -56,6 +58,40 @@ print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fast mode:
 # NBVAL_CHECK_OUTPUT
 summary(models.TeacherNet(), input_size=(64, 1, 28, 28), col_names=("output_size", "num_params"),
         row_settings=("var_names",))
+
+# %% [markdown]
+# ## The training loop, written out
+# One epoch of the seed recipe is these lines (pytorch/examples' MNIST loop, over whole tensors
+# instead of a DataLoader): shuffle with a seeded generator, then for every batch `zero_grad`,
+# forward, loss, `backward`, `step`. Here on the first 6,400 training images (640 in fast mode), from a
+# fresh network; `kdlib.train.train_epoch` runs the same steps, and with the same seed it gives the
+# same weights.
+
+# %%
+import torch.nn.functional as F
+
+N_LOOP = kdlib.pick(6400, 640)  # images for the hand-written epoch (fast mode: 640)
+d = recipes.mnist_split()
+x_tr, y_tr = d["train"][0][:N_LOOP], d["train"][1][:N_LOOP]
+gen = kdlib.seed_everything(0)
+net = models.TeacherNet()
+opt = torch.optim.Adadelta(net.parameters(), lr=1.0)
+net.train()
+order = torch.randperm(len(x_tr), generator=gen)
+start = time.perf_counter()
+for first in range(0, len(order), 64):
+    idx = order[first:first + 64]
+    opt.zero_grad()
+    loss = F.cross_entropy(net(x_tr[idx]), y_tr[idx])
+    loss.backward()
+    opt.step()
+print(f"{len(order) // 64} steps by hand in {time.perf_counter() - start:.1f} s; last batch loss {loss.item():.4f}")
+gen = kdlib.seed_everything(0)
+same = models.TeacherNet()
+train.train_epoch(same, torch.optim.Adadelta(same.parameters(), lr=1.0),
+                  train.Batches(x_tr, y_tr, batch_size=64, generator=gen))
+diff = max((a - b).abs().max().item() for a, b in zip(net.state_dict().values(), same.state_dict().values()))
+print(f"largest weight difference to kdlib.train.train_epoch: {diff}")
 
 # %% [markdown]
 # ## Training
@@ -76,11 +112,12 @@ start = time.perf_counter()
 teacher, info = recipes.mnist_teacher()
 hist = info["history"]
 print(f"{'loaded' if info['loaded'] else 'trained and saved'}: {info['path'].name}")
-print(f"cell time {time.perf_counter() - start:.1f} s; training took {sum(hist['seconds']):.1f} s "
+when = "in this run" if not info["loaded"] else "when its checkpoint was trained (another day, maybe another machine)"
+print(f"cell time {time.perf_counter() - start:.1f} s; training took {sum(hist['seconds']):.1f} s {when} "
       f"({', '.join(f'{s:.1f}' for s in hist['seconds'])} s per epoch)")
 n_train = settings.subset or 48000
 print(f"training speed {n_train * len(hist['seconds']) / sum(hist['seconds']):.0f} images/s "
-      f"(training plus validation pass)")
+      f"(training plus validation pass, {when})")
 for e, (tl, vl, va) in enumerate(zip(hist["train_loss"], hist["val_loss"], hist["val_acc"]), 1):
     print(f"epoch {e}: train loss {tl:.4f}  val loss {vl:.4f}  val acc {va:.4f}")
 

@@ -13,8 +13,6 @@
 #     name: python3
 # ---
 
-# %%
-
 # %% [markdown]
 # # 03 · Three-way distillation: hard, soft, hard + soft
 #
@@ -47,7 +45,8 @@ import torch.nn.functional as F
 from IPython.display import Markdown, display
 
 import kdlib
-from kdlib import as_written, losses, models, playground, plots, recipes, stacked, stats, train
+from kdlib.course import announce
+from kdlib import as_written, losses, models, playground, plots, recipes, stats, train
 
 NOTEBOOK_START = time.perf_counter()
 SEEDS = kdlib.pick(full=[0, 1, 2, 3, 4], fast=[0, 1])
@@ -55,6 +54,7 @@ SUBSET = kdlib.pick(full=None, fast=3000)
 S = recipes.STUDENT
 print(f"fast mode: {kdlib.fast_mode()}; seeds {SEEDS}; {S}")
 print(f"student: {models.count_parameters(models.StudentNet())} parameters")
+announce("03")  # how long this notebook takes, and which teachers it trains first
 
 # %% [markdown]
 # ## The teacher and its cached logits
@@ -79,7 +79,27 @@ print(f"teacher test accuracy {teacher_acc:.4f} ({'loaded' if tinfo['loaded'] el
 
 # %% [markdown]
 # ## Distillation in ten lines
-# One epoch of the hard+soft student, written out. Everything else in this notebook repeats these
+# First the loss, written out: the soft term is the KL divergence between the teacher's and the
+# student's softened distributions, from `log_softmax` (never `log(softmax)`, which underflows), with
+# `reduction="batchmean"` (the KL divergence per image; `"mean"` would also divide by the 10 classes),
+# times $T^2$; alpha weights the soft term. The cell checks it against `kdlib.losses.distillation_loss`
+# (in float64, on a real batch) before the rest of the notebook uses the library's.
+
+# %%
+def distillation_loss(z, v, y, T, alpha):
+    """alpha * T^2 * KL(softmax(v/T) || softmax(z/T)) + (1 - alpha) * CE(z, y), batchmean."""
+    soft = F.kl_div(F.log_softmax(z / T, dim=1), F.log_softmax(v / T, dim=1), reduction="batchmean", log_target=True)
+    return alpha * T ** 2 * soft + (1 - alpha) * F.cross_entropy(z, y)
+
+
+zb = torch.randn(64, 10, dtype=torch.float64)
+ours, lib = distillation_loss(zb, v_tr[:64].double(), y_tr[:64], S.T, S.alpha), \
+    losses.distillation_loss(zb, v_tr[:64].double(), y_tr[:64], S.T, S.alpha)
+print(f"our loss {ours.item():.12f}, kdlib's {lib.item():.12f}: equal to float64 rounding: "
+      f"{torch.allclose(ours, lib, rtol=1e-12)}")
+
+# %% [markdown]
+# Then one epoch of the hard+soft student. Everything else in this notebook repeats these
 # lines: shuffle the training set with a seeded generator, take a batch of images, labels **and the
 # cached teacher logits of the same images**, forward, loss, `zero_grad`, `backward`, `step`.
 
@@ -93,7 +113,7 @@ for start in range(0, len(order), S.batch_size):
     idx = order[start:start + S.batch_size]
     xb, yb, vb = x_tr[idx], y_tr[idx], v_tr[idx]        # v_tr[idx]: the teacher's logits of THESE images
     z = student(xb)
-    loss = losses.distillation_loss(z, vb, yb, T=S.T, alpha=S.alpha)
+    loss = distillation_loss(z, vb, yb, S.T, S.alpha)
     opt.zero_grad()
     loss.backward()
     opt.step()
@@ -101,7 +121,10 @@ print(f"last batch loss {loss.item():.4f}; validation accuracy {train.evaluate(s
 
 # %% [markdown]
 # `kdlib.train` does exactly this (`train.Batches` draws the order, `train.train_epoch` runs the
-# steps): with the same seed it gives the same weights, to the last bit.
+# steps): with the same seed and the same loss it gives the same weights, to the last bit.
+# (`losses.distillation_loss` computes the KL in float64, exact even at very large T: its values
+# equal ours to float64 rounding, as checked above, but a float32 run with it rounds differently,
+# and over hundreds of Adam steps the weights drift apart in the low digits.)
 # `kdlib.train.fit` is this loop, plus evaluation after each epoch, early stopping and a progress bar.
 #
 # A classic bug in public code: shuffle the images but read the cached logits in the *original*
@@ -113,7 +136,7 @@ gen = kdlib.seed_everything(0)
 same = models.StudentNet()
 opt2 = torch.optim.Adam(same.parameters(), lr=S.lr, fused=True)
 train.train_epoch(same, opt2, train.Batches(x_tr, y_tr, v_tr, batch_size=S.batch_size, generator=gen),
-                  recipes.student_loss("hard+soft"))
+                  lambda z, y, v: distillation_loss(z, v, y, S.T, S.alpha))
 diff = max((a - b).abs().max().item() for a, b in zip(student.state_dict().values(), same.state_dict().values()))
 print(f"largest weight difference between the loop above and kdlib's: {diff}")
 right = (v_tr[order].argmax(1) == y_tr[order]).float().mean()
@@ -123,25 +146,18 @@ print(f"teacher's top class = label: {right:.4f} with v_tr[idx], {wrong:.4f} wit
 # %% [markdown]
 # ## Train the three students over several seeds
 # Each student's early stopping watches its own loss on the validation split (with the
-# teacher's validation logits for the soft terms). All fifteen students (three losses, five seeds)
-# train together as one stacked run (`kdlib.stacked`: the same initial weights, batches and early
-# stopping per student as fifteen separate runs, with the operations of one; tests/test_stacked.py
-# compares the two, and `make bench` measures the speed-up).
+# teacher's validation logits for the soft terms). `recipes.train_seed_students` trains each kind
+# over the same seeds with the recipe above (the fifteen students as one run of kdlib's speed
+# engine, `kdlib.fast`; README, Speed) and returns them by kind.
 
 # %%
 KINDS = ["hard", "soft", "hard+soft"]
-results = {k: [] for k in KINDS}     # test accuracy per seed
-histories = {k: [] for k in KINDS}
 start = time.perf_counter()
-loss_of = {kind: recipes.student_loss(kind) for kind in KINDS}
-runs = recipes.train_mnist_students([loss_of[kind] for kind in KINDS for _ in SEEDS], (x_tr, y_tr, v_tr),
-                                    (x_va, y_va, v_va), [s for _ in KINDS for s in SEEDS],
-                                    desc=f"{', '.join(KINDS)} x seeds {SEEDS}")
-for i, (student, hist) in enumerate(runs):
-    kind = KINDS[i // len(SEEDS)]
-    results[kind].append(train.evaluate(student, x_te, y_te)[1])
-    histories[kind].append(hist)
-print(f"{len(runs)} students in {time.perf_counter() - start:.0f} s")
+runs = recipes.train_seed_students({kind: recipes.three_way_loss(kind) for kind in KINDS}, (x_tr, y_tr, v_tr),
+                                   (x_va, y_va, v_va), SEEDS)
+results = {k: [train.evaluate(m, x_te, y_te)[1] for m, _ in runs[k]] for k in KINDS}  # test accuracy per seed
+histories = {k: [h for _, h in runs[k]] for k in KINDS}
+print(f"{len(KINDS) * len(SEEDS)} students in {time.perf_counter() - start:.0f} s")
 
 # %% [markdown]
 # ## Results beside the seed's
@@ -156,15 +172,23 @@ for kind in KINDS:
 rows.append(f"| teacher | {SEED_REPORT['teacher']:.5f} | {teacher_acc:.5f} (one run) | |")
 display(Markdown("\n".join(rows)))
 
+def short(ci):
+    """The verdict of a paired interval in a table cell (stats.verdict says it in a sentence)."""
+    return "above 0" if ci["low"] > 0 else "below 0" if ci["high"] < 0 else "holds 0: underpowered"
+
+
 rows = ["| comparison (test accuracy, points) | per seed | mean | 95% interval | verdict |", "|---|---|---|---|---|"]
 cis = {}
 for a, b in [("soft", "hard"), ("hard+soft", "hard"), ("hard+soft", "soft")]:
     ci = cis[a, b] = stats.paired_ci(np.array(results[a]) * 100, np.array(results[b]) * 100)
     rows.append(f"| {a} - {b} | {' '.join(f'{x:+.2f}' for x in ci['diffs'])} | {ci['mean']:+.2f} "
-                f"| [{ci['low']:+.2f}, {ci['high']:+.2f}] | {stats.verdict(ci)} |")
+                f"| [{ci['low']:+.2f}, {ci['high']:+.2f}] | {short(ci)} |")
 display(Markdown("\n".join(rows)))
 hs = np.array(results["hard+soft"])
 gap = (SEED_REPORT["hard+soft"] - hs.mean()) / hs.std(ddof=1)
+final_train = np.mean([h["train_acc"][h.get("best_epoch", -1)] for k in KINDS for h in histories[k]])
+final_val = np.mean([h["val_acc"][h.get("best_epoch", -1)] for k in KINDS for h in histories[k]])
+SIX = {"alone": 152.3, "distilled": 133.3, "gain": 19.0, "low": 9.1, "high": 28.9}  # notebook 06's committed run
 display(Markdown(
     f"**What this run shows.** Hard, soft and hard+soft end within "
     f"{max(abs(c['mean']) for c in cis.values()):.2f} points of one another on average. "
@@ -172,14 +196,18 @@ display(Markdown(
     f"{abs(gap):.1f} of our standard deviations {'below' if gap < 0 else 'above'} our "
     f"mean ({hs.mean():.4f}), and our hard+soft - hard interval is the one above: the seed's \"hard + soft is "
     f"worst\" is " + ("what its settings give here too." if cis["hard+soft", "hard"]["high"] < 0 else
-                      "not what its settings give here.") + " With a "
-    f"784-16-10 student and T=2, the soft targets of a {teacher_acc:.1%} teacher carry little that the "
-    f"labels don't (notebook 06 shows where they do)."))
+                      "not what its settings give here.") + "\n\n"
+    f"**Why no gain?** The 784-16-10 student has little room to overfit: at its best epoch it is right on "
+    f"{final_train:.1%} of its training images and {final_val:.1%} of the validation images (mean over the "
+    f"{len(KINDS) * len(SEEDS)} students). Notebook 06's 784-800-800-10 student, which can fit its training set, "
+    f"gains from its teacher: {SIX['alone']} test errors alone, {SIX['distilled']} distilled "
+    f"(-{SIX['gain']} errors, 95% interval [-{SIX['high']}, -{SIX['low']}], its committed run). What the two runs "
+    f"support: distillation regularises a student that can overfit; it cannot add capacity that a student lacks."))
 
 # %% [markdown]
 # ## Training and validation curves (the seed's figures)
 # One seed per student (the first) for the validation curves and the training accuracy; the training
-# loss is the mean over the seeds of a loss (a stacked run computes their loss as one). The
+# loss is the mean over the seeds of a loss (the recipe computes their loss as one). The
 # three losses are on different scales: the soft loss is a KL divergence, 0 for a student that
 # matches the teacher exactly.
 
@@ -192,68 +220,51 @@ plots.plot_history({k: histories[k][0] for k in KINDS}, keys=("acc",),
 # %% [markdown]
 # ## The seed's own loss, over the same seeds
 #
-# The seed's code differed from ours in two ways:
+# The seed's code differed from ours in four ways:
 #
 # 1. `nn.KLDivLoss()` with its default reduction `'mean'`, which averages over the batch **and the
 #    10 classes**: the soft term comes out 10 times smaller than the KL divergence (`'batchmean'`),
 #    so with $\alpha=0.8$ the soft term's real weight is $0.08\,T^2$ against $0.2$ for the hard term.
 # 2. The teacher left in `train()` mode: dropout stays on, so each batch gets different, noisier
 #    soft targets, and the teacher runs on every batch.
+# 3. Its `validation_step` logs plain cross-entropy for all three students, so every student stopped
+#    early on its validation cross-entropy, not on its own loss.
+# 4. Its checkpoint callback has no monitor, so `trainer.test()` scored the *last* weights, not the best.
 #
-# Running the teacher on every batch makes a student many times slower than one that reads cached
-# logits (`make bench` measures the ratio: README, Speed). But
-# the teacher's layers *before its first dropout* (two convolutions and the max-pool) are
-# deterministic: their outputs for the whole training set were computed once above (`trunk`), and
-# each batch draws dropout on those cached features and runs only the rest of the teacher (`head`;
-# tested to equal the full teacher in train mode for the same random state). The stacked run
-# (`targets=`) goes one step further: at the start of every epoch it runs the head over the whole
-# training split once per student, in order, with new dropout draws, and the batches read those
-# logits as they read cached ones. That is what the seed's teacher gave: each image comes once per
-# epoch, and each time with its own draw. On the validation features it draws once per epoch, for
-# all five students. `as_written.seed_loss` is the seed's formula on the logits the head gave. Drawing the dropout
-# masks of 9,216 features per image is then a large part of the work: `models.fast_dropout` swaps
-# PyTorch's dropout for one that draws its masks from random bytes (the same distribution; the cell
-# times both, beside the head's 9216 x 128 layer on the same batch). So the seed's loss runs with
-# the same seeds as the students above, and we can pair them.
+# We run (1) and (2) as the seed wrote them, over the same seeds as the students above, and keep our
+# early stopping on each student's own loss and the best weights (3 and 4 are said, not run).
+# The teacher's layers before its first dropout are deterministic: their outputs for the whole training
+# set were computed once above (`trunk`), and only the rest (`head`) runs with new dropout draws,
+# once per epoch and student over the whole training split: what the seed's teacher gave, since each
+# image comes once per epoch with its own draw (`recipes.train_seed_students(..., teacher_head=head)`;
+# how it is made fast: README, Speed).
 
 # %%
-fast_head = models.fast_dropout(head)
-print(f"cached trunk: {f_tr[0].numel()} features per image; the head runs per batch: {fast_head}")
-fb = f_tr[:len(SEEDS) * S.batch_size]  # one stacked batch of features
-for name, drop in [("nn.Dropout", head[0]), ("ByteDropout", fast_head[0])]:
-    drop.train()
-    t0 = time.perf_counter()
-    for _ in range(20):
-        drop(fb)
-    print(f"dropout masks for one batch of {len(fb)} x {fb[0].numel()} features, {name}: "
-          f"{(time.perf_counter() - t0) / 20 * 1e3:.1f} ms")
-with torch.inference_mode():
-    t0 = time.perf_counter()
-    for _ in range(20):
-        head[2](fb.flatten(1))
-print(f"the head's {head[2].in_features} x {head[2].out_features} layer on the same batch: "
-      f"{(time.perf_counter() - t0) / 20 * 1e3:.1f} ms")
-head.eval()
+print(f"cached trunk: {f_tr[0].numel()} features per image; the head runs with its dropout on: {head}")
 start = time.perf_counter()
-fast_head.train()  # the seed's teacher was never put in eval mode: its dropout is on
-runs = recipes.train_mnist_students(as_written.seed_loss(S.T, S.alpha), (x_tr, y_tr, f_tr), (x_va, y_va, f_va),
-                                    SEEDS, desc=f"seed's loss, seeds {SEEDS}", targets=fast_head)
-seed_results = [train.evaluate(student, x_te, y_te)[1] for student, _ in runs]
+seed_runs = recipes.train_seed_students({"seed's loss": as_written.seed_loss(S.T, S.alpha)}, (x_tr, y_tr, f_tr),
+                                        (x_va, y_va, f_va), SEEDS, teacher_head=head)["seed's loss"]
+seed_results = [train.evaluate(student, x_te, y_te)[1] for student, _ in seed_runs]
 print(f"{len(SEEDS)} runs in {time.perf_counter() - start:.0f} s")
 ci_seed = stats.paired_ci(np.array(seed_results) * 100, hs * 100)
 seed_drop = (SEED_REPORT["hard+soft"] - SEED_REPORT["hard"]) * 100
+# notebook 04's measured soft/hard gradient-norm ratios at T = 2 with 'batchmean' (its committed run)
+RATIO_04 = {"random logits": 1.327, "real teacher logits": 2.235}
+share = {k: S.alpha * r / 10 / (S.alpha * r / 10 + (1 - S.alpha)) for k, r in RATIO_04.items()}
 display(Markdown(
     f"| hard+soft (test accuracy) | per seed | mean |\n|---|---|---|\n"
     f"| seed's loss | {' '.join(f'{r:.4f}' for r in seed_results)} | {np.mean(seed_results):.4f} |\n"
     f"| correct loss | {' '.join(f'{r:.4f}' for r in hs)} | {hs.mean():.4f} |\n\n"
-    f"Seed's loss - correct loss: {ci_seed['mean']:+.2f} points, 95% interval "
-    f"[{ci_seed['low']:+.2f}, {ci_seed['high']:+.2f}] over {ci_seed['n']} paired seeds: {stats.verdict(ci_seed)}. "
+    f"Seed's loss - correct loss: {ci_seed['mean']:+.2f} points over {ci_seed['n']} paired seeds: {stats.verdict(ci_seed)}. "
     f"The seed's hard+soft student was {seed_drop:+.2f} points from its hard one; its loss moves our "
     f"students by {ci_seed['low']:+.2f} to {ci_seed['high']:+.2f} points, so it "
     + ("could explain" if ci_seed["low"] <= seed_drop else "cannot explain")
-    + " a drop of that size. The 'mean' reduction makes the soft term 10x smaller, but Adam "
-    "rescales the gradient as a whole, so the student mostly sees a hard-label loss with a little noisy soft "
-    "signal. The loss is still wrong, and notebook 04 measures each of its faults."))
+    + " a drop of that size. The 'mean' reduction makes the soft term's gradient 10 times smaller, but "
+    f"not negligible: notebook 04 measures the soft/hard gradient-norm ratio at T = 2 as "
+    f"{RATIO_04['random logits']} (random logits) and {RATIO_04['real teacher logits']} (real teacher logits); "
+    f"divided by 10 and weighted {S.alpha} against {1 - S.alpha:.1f}, the soft term still gives "
+    f"{share['random logits']:.0%} to {share['real teacher logits']:.0%} of the gradient. "
+    "The loss is still wrong, and notebook 04 measures each of its faults."))
 
 # %% [markdown]
 # ## The seed blog's weak student, with its loss as written
@@ -264,7 +275,7 @@ display(Markdown(
 # `ToTensor()` only (pixels / 255), batch 32, Adam $10^{-4}$, 5 epochs on all training images,
 # test accuracy after every epoch, and the blog's teacher, whose functional dropout stays on after
 # `eval()` (so its soft targets change every time: its trunk is cached as above, and dropout and
-# the last layer run anew for every student and epoch, `targets=` as above). Four students, the
+# the last layer run anew for every student and epoch, as above). Four students, the
 # same seeds for each:
 #
 # | student | loss |
@@ -289,13 +300,12 @@ display(Markdown(
 
 # %%
 BLOG = {"no KD": 0.6584, "KD": 0.7286}  # the blog's test accuracies after 5 epochs
-BLOG_T, BLOG_ALPHA, BLOG_EPOCHS, BLOG_BATCH, BLOG_LR = 5.0, 0.7, 5, 32, 1e-4
+BLOG_T, BLOG_ALPHA, BLOG_EPOCHS = 5.0, 0.7, 5  # the blog's loss and length (batch 32, Adam 1e-4: the recipe)
 blog_teacher, binfo = recipes.blog_teacher()
 blog_teacher.to(memory_format=torch.channels_last)  # as the seed teacher above
 bd = recipes.mnist_full(SUBSET)
 (bx, by), (bxt, byt) = bd["train"], bd["test"]
 btrunk, bhead = as_written.split_at_dropout(blog_teacher)
-bhead_fast = models.fast_dropout(bhead)  # the same dropout (on in eval mode too), masks drawn faster
 start = time.perf_counter()
 bf, bft = train.predict_logits(btrunk, bx), train.predict_logits(btrunk, bxt)
 print(f"blog teacher trunk for {len(bx) + len(bxt)} images: {time.perf_counter() - start:.1f} s")
@@ -316,22 +326,13 @@ VARIANTS = {"(a) labels only": train.cross_entropy,
             "(b) blog's loss as written": as_written.blog_loss(BLOG_T, BLOG_ALPHA),
             "(c) KL, no T^2": kl_loss(False), "(d) KL with T^2": kl_loss(True)}
 start = time.perf_counter()
-students, batches, loss_fns = [], [], []
-for name, loss_fn in VARIANTS.items():
-    for seed in SEEDS:  # the same initial weights and batch order per seed for every loss
-        gen = kdlib.seed_everything(seed)
-        students.append(models.WeakStudentNet())
-        batches.append(train.Batches(bx, by, bf, batch_size=BLOG_BATCH, generator=gen))
-        loss_fns.append(loss_fn)
-# the 20 students as one stacked run; Adam as one fused kernel; the teacher's head (its dropout
-# on) draws every image's logits anew per student and epoch. The "val" slot holds the test set:
-# the blog reports test accuracy after every epoch
-hists = stacked.fit_stacked(students, lambda p: torch.optim.Adam(p, lr=BLOG_LR, fused=True), batches,
-                            (bxt, byt, bft), epochs=kdlib.pick(BLOG_EPOCHS, 1), loss_fn=loss_fns,
-                            targets=bhead_fast, desc=f"weak students, {len(VARIANTS)} losses x seeds {SEEDS}")
-weak = {name: [h["val_acc"] for h in hists[i * len(SEEDS):(i + 1) * len(SEEDS)]]  # per seed, per epoch
-        for i, name in enumerate(VARIANTS)}
-print(f"{len(students)} weak students in {time.perf_counter() - start:.0f} s")
+# the blog's recipe for each loss over the same seeds; the teacher's head (its dropout on) draws every
+# image's logits anew per student and epoch. The blog reports test accuracy after every epoch: the
+# test set is what the recipe scores after each epoch (nothing is chosen on it)
+weak_runs = recipes.train_weak_students(VARIANTS, (bx, by, bf), (bxt, byt, bft), SEEDS, bhead,
+                                        epochs=kdlib.pick(BLOG_EPOCHS, 1))
+weak = {name: [h["val_acc"] for _, h in runs_] for name, runs_ in weak_runs.items()}  # per seed, per epoch
+print(f"{len(VARIANTS) * len(SEEDS)} weak students in {time.perf_counter() - start:.0f} s")
 
 # %%
 acc = {k: np.array(v) for k, v in weak.items()}  # seeds x epochs
@@ -343,16 +344,20 @@ for e in range(acc[names[0]].shape[1]):
 rows.append(f"| blog, after {BLOG_EPOCHS} epochs | {BLOG['no KD']:.4f} | {BLOG['KD']:.4f} | | |")
 display(Markdown("\n".join(rows)))
 last = {n: acc[n][:, -1] * 100 for n in names}
-rows = ["| after the last epoch (points) | per seed | mean | 95% interval |", "|---|---|---|---|"]
+rows = ["| after the last epoch (points) | per seed | mean | median | 95% interval | verdict |", "|---|---|---|---|---|---|"]
 wci = {}
 for n in names[1:]:
     ci = wci[n] = stats.paired_ci(last[n], last[names[0]])
     rows.append(f"| {n} - (a) | {' '.join(f'{x:+.2f}' for x in ci['diffs'])} | {ci['mean']:+.2f} "
-                f"| [{ci['low']:+.2f}, {ci['high']:+.2f}] |")
+                f"| {np.median(ci['diffs']):+.2f} | [{ci['low']:+.2f}, {ci['high']:+.2f}] | {short(ci)} |")
 display(Markdown("\n".join(rows)))
 blog_gain = (BLOG["KD"] - BLOG["no KD"]) * 100
 b = wci[names[1]]
 explains = b["low"] <= blog_gain <= b["high"]
+sd = last[names[0]].std(ddof=1)
+sd_diff = sd * 2 ** 0.5  # two independent single runs: the sd of their difference
+c, d = wci[names[2]], wci[names[3]]
+outlier = max(d["diffs"], key=abs)
 display(Markdown(
     f"**What the run shows.** The weak student varies a lot from seed to seed: after the last epoch the "
     f"labels-only student's test accuracy has a standard deviation of {last[names[0]].std(ddof=1):.2f} points "
@@ -360,8 +365,13 @@ display(Markdown(
     f"{blog_gain:+.2f} points; its loss as written gives {b['mean']:+.2f} points here (95% interval "
     f"[{b['low']:+.2f}, {b['high']:+.2f}]), so the loss as written "
     + ("**could explain** the blog's gain." if explains else "**does not explain** the blog's gain.")
-    + f" Correct KL without $T^2$: {wci[names[2]]['mean']:+.2f} points; with $T^2$: {wci[names[3]]['mean']:+.2f} "
-    f"points. A 220-parameter student after {acc[names[0]].shape[1]} epochs at lr $10^{{-4}}$ is far from "
+    + f" Correct KL without $T^2$: {c['mean']:+.2f} points ({stats.verdict(c)}); "
+    f"with $T^2$: {d['mean']:+.2f} points ({stats.verdict(d)}; its median over the "
+    f"seeds is {np.median(d['diffs']):+.2f}, and its largest single difference is {outlier:+.2f}, so one seed moves its mean a lot). "
+    f"\n\nThe plainest explanation of the blog's {blog_gain:+.2f}: it compares two single runs. With a seed-to-seed "
+    f"standard deviation of {sd:.2f} points, the difference of two single runs has a standard deviation of about "
+    f"{sd_diff:.2f} points, so {blog_gain:+.2f} is {blog_gain / sd_diff:.1f} of them: the size of seed noise. "
+    f"A 220-parameter student after {acc[names[0]].shape[1]} epochs at lr $10^{{-4}}$ is far from "
     f"converged (the accuracy still rises each epoch), so what a loss does in these few steps, and the "
     f"seed, decide the score more than dark knowledge does."))
 

@@ -49,11 +49,13 @@ from IPython.display import Markdown, display
 from torch import nn
 
 import kdlib
+from kdlib.course import announce
 from kdlib import losses, recipes, train
 
 NOTEBOOK_START = time.perf_counter()
 torch.set_printoptions(precision=4)
 print(f"fast mode: {kdlib.fast_mode()}; PyTorch {torch.__version__}")
+announce("04")  # how long this notebook takes, and which teachers it trains first
 
 
 def rand_logits(seed, n=64, c=10, scale=3.0, shift=0.0, dtype=torch.float64):
@@ -126,8 +128,7 @@ d = recipes.mnist_split(kdlib.pick(full=None, fast=3000))
 print(f"teacher: {'loaded from' if tinfo['loaded'] else 'trained into'} {tinfo['path']}, "
       f"test accuracy {tinfo['test_acc']:.4f}")
 
-student, shist = recipes.train_mnist_student(train.cross_entropy, (x_tr, y_tr), (x_va, y_va), seed=0,
-                                             max_epochs=1, desc=None)
+student, shist = recipes.train_seed_student(train.cross_entropy, (x_tr, y_tr), (x_va, y_va), seed=0, max_epochs=1)
 x_real, y_real = x_te[:1000], y_te[:1000]
 v_real = train.predict_logits(teacher, x_real).double()
 z_real = train.predict_logits(student, x_real).double()
@@ -204,7 +205,7 @@ ax.loglog(T_grid, err_centered, "o-", ms=3, label=f"zero-meaned logits (slope {s
 ax.loglog(T_grid, err_raw, "s-", ms=3, label=f"raw logits (slope {round(slope_raw, 2) + 0:.2f})")
 ax.axvspan(T_grid[fit_from][0], T_grid[-1], color="0.9", zorder=0, label="fitted range")
 ax.set_xlabel("temperature T")
-ax.set_ylabel(r"relative error of $(z-v)/(CT^2)$")
+ax.set_ylabel(r"relative error of $(z-v)/(KT^2)$")
 ax.set_title("High-temperature limit of dC/dz")
 ax.grid(alpha=0.3, which="both")
 ax.legend(fontsize=8)
@@ -335,9 +336,11 @@ display(Markdown(
 # **Logit matching or not?** Section 2 showed that distillation *becomes* logit matching as
 # $T \to \infty$. At the temperatures used in practice ($T \leq 10$) it is far from it on real logits:
 # the relative error of the logit-matching gradient printed there is large at $T = 10$. Hinton et al.
-# argue that this is a feature: matching logits exactly forces the student to copy the teacher's very
-# negative logits too, which the teacher's training barely constrained (they are noise), while an
-# intermediate $T$ gives them little weight and keeps the informative ones. Notebook 05 uses plain
+# (section 2) call ignoring the very negative logits "potentially advantageous": matching logits
+# exactly forces the student to copy them too, and the teacher's training barely constrained them
+# (they "could be much noisier"), while an intermediate $T$ gives them little weight. They add that
+# those logits may also carry useful information, and that "which of these effects dominates is an
+# empirical question". Notebook 05 uses plain
 # logit regression (the $T \to \infty$ limit) and compares it with KD at an intermediate T.
 #
 # ## 4. Pitfalls, each beside the correct loss
