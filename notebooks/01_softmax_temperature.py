@@ -112,7 +112,7 @@ plots.show_images(images[picked], [f"#{i}: {y_test[i]}, 2nd {second[i]}" for i i
 
 # %% [markdown]
 # ## The same digits at T = 1, 2, 5, 20
-# These digits were picked for being ambiguous, so at $T=1$ most of the mass sits on the first
+# These digits were picked for being ambiguous (the first for its p(3)), so at $T=1$ most of the mass sits on the first
 # one or two classes; raising $T$ lifts the third and later choices into view (log scale below:
 # the small probabilities are the dark knowledge).
 

@@ -203,10 +203,10 @@ summary(models.BlogTeacherNet(), input_size=(32, 1, 28, 28), col_names=("output_
         row_settings=("var_names",))
 
 # %% [markdown]
-# Training it is the longest step of the series (6.5 M weights, batch 32). The next cell says how
-# long it would take on this machine, measured on a few batches, before anything is trained; if you
-# have the checkpoint from another run, copy it into the checkpoint folder under the name printed
-# and it is loaded instead.
+# Training it takes minutes (6.5 M weights, batch 32). The next cell says whether its checkpoint is
+# there; when it is not, it says how long training would take on this machine, measured on a few
+# batches, before anything is trained. If you have the checkpoint from another run, copy it into
+# the checkpoint folder under the name printed and it is loaded instead.
 
 # %%
 bset = recipes.blog_teacher_settings()

@@ -188,7 +188,9 @@ hs = np.array(results["hard+soft"])
 gap = (SEED_REPORT["hard+soft"] - hs.mean()) / hs.std(ddof=1)
 final_train = np.mean([h["train_acc"][h.get("best_epoch", -1)] for k in KINDS for h in histories[k]])
 final_val = np.mean([h["val_acc"][h.get("best_epoch", -1)] for k in KINDS for h in histories[k]])
-SIX = {"alone": 152.3, "distilled": 133.3, "gain": 19.0, "low": 9.1, "high": 28.9}  # notebook 06's committed run
+# notebook 06's committed run (2026-11-27, with the Xeon's teachers): its 800-800 student, test errors
+SIX = {"alone": 152.3, "distilled": 133.3, "gain": 19.0, "low": 9.1, "high": 28.9,
+       "cnn_change": -5.7, "cnn_ci": (-18.2, 6.8)}  # with notebook 02's CNN teacher: change of test errors
 display(Markdown(
     f"**What this run shows.** Hard, soft and hard+soft end within "
     f"{max(abs(c['mean']) for c in cis.values()):.2f} points of one another on average. "
@@ -200,9 +202,11 @@ display(Markdown(
     f"**Why no gain?** The 784-16-10 student has little room to overfit: at its best epoch it is right on "
     f"{final_train:.1%} of its training images and {final_val:.1%} of the validation images (mean over the "
     f"{len(KINDS) * len(SEEDS)} students). Notebook 06's 784-800-800-10 student, which can fit its training set, "
-    f"gains from its teacher: {SIX['alone']} test errors alone, {SIX['distilled']} distilled "
-    f"(-{SIX['gain']} errors, 95% interval [-{SIX['high']}, -{SIX['low']}], its committed run). What the two runs "
-    f"support: distillation regularises a student that can overfit; it cannot add capacity that a student lacks."))
+    f"gains from 06's 1200-1200 MLP teacher: {SIX['alone']} test errors alone, {SIX['distilled']} distilled "
+    f"(-{SIX['gain']} errors, 95% interval [-{SIX['high']}, -{SIX['low']}], its committed run); from notebook 02's CNN "
+    f"teacher, the one used here, 06 measured {SIX['cnn_change']:+} errors ([{SIX['cnn_ci'][0]:+}, {SIX['cnn_ci'][1]:+}]: "
+    f"underpowered). What the runs support: distillation regularises a student that can overfit, when the "
+    f"teacher's soft targets carry enough; it cannot add capacity that a student lacks."))
 
 # %% [markdown]
 # ## Training and validation curves (the seed's figures)
@@ -249,7 +253,7 @@ print(f"{len(SEEDS)} runs in {time.perf_counter() - start:.0f} s")
 ci_seed = stats.paired_ci(np.array(seed_results) * 100, hs * 100)
 seed_drop = (SEED_REPORT["hard+soft"] - SEED_REPORT["hard"]) * 100
 # notebook 04's measured soft/hard gradient-norm ratios at T = 2 with 'batchmean' (its committed run)
-RATIO_04 = {"random logits": 1.327, "real teacher logits": 2.235}
+RATIO_04 = {"random logits": 1.327, "real teacher logits": 2.233}
 share = {k: S.alpha * r / 10 / (S.alpha * r / 10 + (1 - S.alpha)) for k, r in RATIO_04.items()}
 display(Markdown(
     f"| hard+soft (test accuracy) | per seed | mean |\n|---|---|---|\n"
@@ -371,7 +375,7 @@ display(Markdown(
     f"\n\nThe plainest explanation of the blog's {blog_gain:+.2f}: it compares two single runs. With a seed-to-seed "
     f"standard deviation of {sd:.2f} points, the difference of two single runs has a standard deviation of about "
     f"{sd_diff:.2f} points, so {blog_gain:+.2f} is {blog_gain / sd_diff:.1f} of them: the size of seed noise. "
-    f"A 220-parameter student after {acc[names[0]].shape[1]} epochs at lr $10^{{-4}}$ is far from "
+    f"A {models.count_parameters(models.WeakStudentNet())}-parameter student after {acc[names[0]].shape[1]} epochs at lr $10^{{-4}}$ is far from "
     f"converged (the accuracy still rises each epoch), so what a loss does in these few steps, and the "
     f"seed, decide the score more than dark knowledge does."))
 
