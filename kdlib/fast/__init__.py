@@ -5,7 +5,7 @@ piece here computes what a plain piece computes, faster, and a test compares the
 
 | piece | what it buys (measured: README, Speed; ``make bench``) | tested equal to |
 |---|---|---|
-| :mod:`~kdlib.fast.stacked` ``fit_stacked`` | K seeds of a tiny model as one run: 3x (784-16-10 student), 5x (the weak student) | K separate ``train.fit`` runs, in float64 (tests/test_fast_stacked.py) |
+| :mod:`~kdlib.fast.stacked` ``fit_stacked`` | K seeds of a tiny model as one run: 2.4-3x (784-16-10 student), 3.3-4.9x (the weak student) | K separate ``train.fit`` runs, in float64 (tests/test_fast_stacked.py) |
 | :mod:`~kdlib.fast.dropout` ``ByteDropout``, ``fast_dropout`` | dropout masks from random bytes: 9x on a teacher head's 9,216 features | ``nn.Dropout``'s distribution (tests/test_fast_dropout.py) |
 | :mod:`~kdlib.fast.conv` ``WindowConv2d``, ``window_convs`` | the weak student's 7x7 stride-7 convolution as one matrix product (and stackable) | ``nn.Conv2d``, in float64 (tests/test_fast_conv.py) |
 | :mod:`~kdlib.fast.threads` ``threads_for`` | one thread for a tiny model: up to 50x on a busy 2-core machine | the same steps on the default thread count (tests/test_fast_threads.py) |
