@@ -21,6 +21,7 @@ import time
 import torch
 
 from .. import losses, train
+from ..fast import torch_threads
 
 
 class CheckFailed(AssertionError):
@@ -28,17 +29,6 @@ class CheckFailed(AssertionError):
 
 
 # ---- the check's frame ---------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def _one_thread():
-    """One intra-op thread in the block (a check's tensors are tiny), then the count it had."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
 
 WIDTH = 100
 """Columns of a check's messages: longer lines are wrapped (nbgrader's feedback HTML does not)."""
@@ -64,7 +54,7 @@ def graded(check):
     def wrapper(*args, **kwargs):
         __tracebackhide__ = True  # noqa: F841 (IPython and pytest leave this frame out)
         try:
-            with _one_thread():
+            with torch_threads(1):  # a check's tensors are tiny
                 return check(*args, **kwargs)
         except CheckFailed as e:
             # The same message without the check's insides in the traceback; the cause (an error
