@@ -440,17 +440,17 @@ def distillation_rows(rates: dict[str, float], x: torch.Tensor, y: torch.Tensor,
     teacher = train.freeze(models.TeacherNet())
     variants = [("fp32, as the seed", False)] + ([("channels_last + bf16", True)] if config.bf16() else [])
     rows = []
-    for what, fast in variants:
-        t = channels_last(train.freeze(models.TeacherNet())) if fast else teacher
+    for what, bf16 in variants:
+        t = channels_last(train.freeze(models.TeacherNet())) if bf16 else teacher
 
-        def per_batch(z, yb, xb, t=t, fast=fast):  # the teacher runs on every batch (eval, no grad)
-            with torch.no_grad(), torch.autocast("cpu", torch.bfloat16) if fast else nullcontext():
-                v = t(xb.contiguous(memory_format=torch.channels_last) if fast else xb).float()
+        def per_batch(z, yb, xb, t=t, bf16=bf16):  # the teacher runs on every batch (eval, no grad)
+            with torch.no_grad(), torch.autocast("cpu", torch.bfloat16) if bf16 else nullcontext():
+                v = t(xb.contiguous(memory_format=torch.channels_last) if bf16 else xb).float()
             return loss(z, yb, v)
 
         loop = Loop(f"784-16-10 student, teacher forward on every batch ({what})", "03",
                     lambda: (m := models.StudentNet(), torch.optim.Adam(m.parameters(), lr=st.lr, fused=True)),
-                    (x, y, x), st.batch_size, per_batch, precision="bf16" if fast else "fp32")
+                    (x, y, x), st.batch_size, per_batch, precision="bf16" if bf16 else "fp32")
         row = measure(loop, rates, breakdown=False)
         row.note = (f"FLOPs: the teacher's forward, 1 thread (the student's); 48k epoch "
                     f"{EPOCH / row.images_per_s:.1f} s against {EPOCH / student_ips:.2f} s with cached logits "

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import kdlib
-from kdlib import as_written, checkpoint, data, models, train
+from kdlib import checkpoint, models, train
 
 
 @pytest.fixture
