@@ -365,7 +365,7 @@ def hinton_loops(x: torch.Tensor, y: torch.Tensor, logits: torch.Tensor) -> list
         hidden, jitter = ts.hidden, ts.jitter
         t_batch, t_lr, t_in, t_drop = ts.batch_size, ts.lr, ts.input_dropout, ts.dropout
         shift = lambda xb, g: augment.jitter(xb, g, max_shift=jitter)  # noqa: E731
-        s_loss = hinton.student_loss(20.0)  # any T: the same cost
+        s_loss = hinton.kd_loss(20.0)  # any T: the same cost
         where = "kdlib.hinton's settings"
     except ImportError:  # the networks exist, the recipe not yet: batch 128, Adam 1e-3
         hidden, t_batch, batch, t_lr, lr, t_in, t_drop, shift = (1200, 1200), 128, 128, 1e-3, 1e-3, 0.2, 0.5, None

@@ -21,7 +21,7 @@ from .repro import seed_everything
 
 
 @dataclass(frozen=True)
-class TeacherSettings:
+class MLPTeacherSettings:
     """The 784-1200-1200-10 teacher: dropout 0.5 after each hidden layer and 0.2 on the inputs
     (the MNIST nets of Srivastava et al. 2014, which the paper cites for its regularisation; we
     leave out their max-norm weight constraint), every training image jittered by up to
@@ -42,12 +42,12 @@ class TeacherSettings:
     seed: int = 1
 
 
-def teacher_settings() -> TeacherSettings:
+def teacher_settings() -> MLPTeacherSettings:
     """The teacher's settings in the current mode (fast mode: 1 epoch on 2,000 images)."""
-    return TeacherSettings(epochs=config.pick(50, 1), subset=config.pick(None, 2000))
+    return MLPTeacherSettings(epochs=config.pick(50, 1), subset=config.pick(None, 2000))
 
 
-def _train_teacher(model: torch.nn.Module, s: TeacherSettings, desc: str | None) -> dict:
+def _train_teacher(model: torch.nn.Module, s: MLPTeacherSettings, desc: str | None) -> dict:
     gen = seed_everything(s.seed)
     d = recipes.mnist_split(s.subset)
     opt = torch.optim.Adam(model.parameters(), lr=s.lr, fused=True)
@@ -60,7 +60,7 @@ def _train_teacher(model: torch.nn.Module, s: TeacherSettings, desc: str | None)
     return {"history": hist, "test_errors": errors(model, x_te, y_te), "test_images": len(y_te)}
 
 
-def hinton_teacher(progress: bool = True, settings: TeacherSettings | None = None):
+def hinton_teacher(progress: bool = True, settings: MLPTeacherSettings | None = None):
     """The frozen 784-1200-1200-10 teacher, loaded from its checkpoint or trained now.
 
     ``settings`` defaults to :func:`teacher_settings`. Returns ``(model, info)``; info has
@@ -93,31 +93,30 @@ def transfer_set(x: torch.Tensor, y: torch.Tensor, *extra: torch.Tensor, omit=()
     return tuple(t[rows] for t in (x, y, *extra))
 
 
-def student_loss(T: float | None, alpha: float = ALPHA):
-    """``loss_fn(z, y, v)``: cross-entropy on the labels when ``T`` is None (the student alone),
-    else ``alpha * T^2 * KL(softmax(v/T) || softmax(z/T)) + (1 - alpha) * CE(z, y)`` (section 2)."""
-    if T is None:
-        return train.cross_entropy
+def kd_loss(T: float, alpha: float = ALPHA):
+    """``loss_fn(z, y, v) = alpha * T^2 * KL(softmax(v/T) || softmax(z/T)) + (1 - alpha) * CE(z, y)``
+    (section 2; :func:`kdlib.losses.distillation_loss`), ``v`` the teacher's cached logits. The
+    student alone uses :func:`kdlib.train.cross_entropy` instead."""
     return lambda z, y, v: losses.distillation_loss(z, v, y, T, alpha)
 
 
-def train_student(hidden, train_data: tuple, val_data: tuple | None, seed: int, T: float | None = None,
-                  alpha: float = ALPHA, *, epochs: int, desc: str | None = None):
-    """A 784-``hidden``-10 MLP without dropout, trained on ``train_data = (x, y, v)`` (``v``: the
-    teacher's cached logits) with :func:`student_loss` for ``epochs`` epochs.
+def train_mlp_student(hidden, loss_fn, train_data: tuple, seed: int, *, epochs: int, desc: str | None = None):
+    """A 784-``hidden``-10 MLP without dropout, trained for ``epochs`` epochs on ``train_data``
+    (``(x, y)``, or ``(x, y, v)`` with ``v`` the teacher's cached logits) with
+    ``loss_fn(z, y[, v])``: :func:`kd_loss` or :func:`kdlib.train.cross_entropy`.
 
-    The same ``seed`` gives the same initial weights and the same batches whatever ``T``, so a
-    student alone and a distilled one form a pair. ``val_data`` (``(x, y, v)`` or None) is scored
-    after each epoch into the history. Returns ``(model in eval mode, history)``.
+    The same ``seed`` gives the same initial weights and the same batches whatever ``loss_fn``, so
+    a student alone and a distilled one form a pair. Returns ``(model in eval mode, history)``.
     """
-    if T is not None and len(train_data) < 3:
-        raise ValueError("a distilled student needs train_data = (x, y, teacher_logits)")
+    if len(train_data) < 3 and loss_fn is not train.cross_entropy:
+        raise ValueError(f"train_data has {len(train_data)} tensors; a loss other than "
+                         "train.cross_entropy needs train_data = (x, y, teacher_logits)")
     gen = seed_everything(seed)
     model = models.MLP(tuple(hidden))
     opt = torch.optim.Adam(model.parameters(), lr=LR, fused=True)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     hist = train.fit(model, sched, train.Batches(*train_data, batch_size=BATCH, generator=gen),
-                     val_data, epochs=epochs, loss_fn=student_loss(T, alpha), desc=desc)
+                     None, epochs=epochs, loss_fn=loss_fn, desc=desc)
     return model.eval(), hist
 
 

@@ -41,17 +41,17 @@ def show_images(images: torch.Tensor, titles, ncols: int = 8, size: float = 1.4)
     return fig
 
 
-def plot_bias_curve(shifts, errors, n_images: int, chosen: float, paper: float, classes: str, title: str):
+def plot_bias_curve(shifts, errors, n_images: int, chosen: float, paper: float, classes: str):
     """Validation error rate (%) against the shift added to the output bias of ``classes``, with the
-    shift chosen on validation and the paper's (chosen on test) marked."""
+    shift chosen on validation and the paper's (chosen on test) marked. Returns the figure (its
+    title is the caller's: ``fig.axes[0].set_title(...)``)."""
     fig, ax = plt.subplots(figsize=(7, 3.4))
     ax.plot(shifts, [100 * e / n_images for e in errors], "-", label="validation")
     ax.axvline(chosen, color="k", lw=0.8, label=f"chosen: {chosen:+g}")
     ax.axvline(paper, color="C2", ls="--", label=f"paper (chosen on test): {paper:+g}")
     ax.set_xlabel(f"shift added to the bias of {classes}")
     ax.set_ylabel("validation error rate (%)")
-    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    plt.show()
+    return fig

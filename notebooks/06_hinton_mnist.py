@@ -83,7 +83,7 @@ print(f"fast mode: {kdlib.fast_mode()}; {torch.get_num_threads()} threads; seeds
 # ## 1 · The teacher
 # The paper's teacher: 784-1200-1200-10 with rectified linear units, "strongly regularized using
 # dropout and weight-constraints", its inputs "jittered by up to two pixels in any direction". Ours
-# (`hinton.TeacherSettings`, shown below): dropout 0.5 after each hidden layer and 0.2 on the
+# (`hinton.MLPTeacherSettings`, shown below): dropout 0.5 after each hidden layer and 0.2 on the
 # input pixels, a random shift of up to 2 pixels for every training image in every epoch
 # (`kdlib.augment.jitter`), Adam with a cosine schedule, CPU-sized epochs. It is cached by a
 # checkpoint named after its settings: the first run trains it, later runs load it.
@@ -156,7 +156,7 @@ print(f"CNN teacher of notebook 02 ({'loaded' if cinfo['loaded'] else 'trained n
 #   at the size of the hard term's when T changes (notebook 04).
 #
 # Here are the ten lines that matter: one epoch of distillation written out, with the teacher's logits
-# `v_tr` read from the cache (the teacher never runs during a student's training). `hinton.train_student`
+# `v_tr` read from the cache (the teacher never runs during a student's training). `hinton.train_mlp_student`
 # repeats exactly these steps through `kdlib.train.fit` (with a cosine schedule over its epochs);
 # with one epoch it must give the same weights, which we check.
 
@@ -171,9 +171,9 @@ for xb, yb, vb in train.Batches(x_tr, y_tr, v_tr, batch_size=hinton.BATCH, gener
     opt.zero_grad()
     loss.backward()                                                    # gradients of the loss
     opt.step()                                                         # one Adam step
-same, _ = hinton.train_student((800, 800), (x_tr, y_tr, v_tr), None, seed=0, T=PAPER_T, epochs=1)
+same, _ = hinton.train_mlp_student((800, 800), hinton.kd_loss(PAPER_T), (x_tr, y_tr, v_tr), seed=0, epochs=1)
 diff = max(float((p - q).abs().max()) for p, q in zip(student.state_dict().values(), same.state_dict().values()))
-print(f"one epoch by hand: {hinton.errors(student, x_te, y_te)} test errors; with hinton.train_student: "
+print(f"one epoch by hand: {hinton.errors(student, x_te, y_te)} test errors; with hinton.train_mlp_student: "
       f"{hinton.errors(same, x_te, y_te)}; largest weight difference {diff:.1e}")
 PART_SECONDS["2: one epoch by hand"] = time.perf_counter() - start
 
@@ -189,10 +189,10 @@ RUNS = {"alone": (None, None), "distilled (MLP teacher)": (v_tr, v_va),
 test_err = {k: [] for k in RUNS}
 for seed in SEEDS:
     for name, (v, vv) in RUNS.items():
-        T = None if v is None else PAPER_T
+        loss_fn = train.cross_entropy if v is None else hinton.kd_loss(PAPER_T)
         data = (x_tr, y_tr) if v is None else (x_tr, y_tr, v)
-        model, _ = hinton.train_student((800, 800), data, None, seed=seed, T=T, epochs=EPOCHS,
-                                        desc=f"800-800 {name.split(' (')[0]}, seed {seed}")
+        model, _ = hinton.train_mlp_student((800, 800), loss_fn, data, seed, epochs=EPOCHS,
+                                            desc=f"800-800 {name.split(' (')[0]}, seed {seed}")
         test_err[name].append(hinton.errors(model, x_te, y_te))
     print(f"seed {seed}: " + ", ".join(f"{k} {v[-1]}" for k, v in test_err.items()))
 PART_SECONDS["2: 800-800 students"] = time.perf_counter() - start
@@ -266,7 +266,8 @@ for units, hidden in SIZES.items():
     size_start = time.perf_counter()
     for T in [None] + T_GRID:
         for seed in SWEEP_SEEDS:
-            model, _ = hinton.train_student(hidden, (x_tr, y_tr, v_tr), None, seed=seed, T=T, epochs=SWEEP_EPOCHS)
+            loss_fn = train.cross_entropy if T is None else hinton.kd_loss(T)
+            model, _ = hinton.train_mlp_student(hidden, loss_fn, (x_tr, y_tr, v_tr), seed, epochs=SWEEP_EPOCHS)
             sweep[units, T, seed] = (hinton.errors(model, x_va, y_va), hinton.errors(model, x_te, y_te))
     print(f"{units} units: {len(T_GRID) + 1} settings x {len(SWEEP_SEEDS)} seeds in "
           f"{time.perf_counter() - size_start:.0f} s")
@@ -370,8 +371,8 @@ display(Markdown(
     f"on class 3 at T = {PAPER_T} (a uniform guess would put 10%), and {mass[1]:.3%} at T = 1: at T = 1 "
     f"the student would hardly hear about 3s at all. The transfer image with the most 3 in its soft target "
     f"(a {int(y3[top.argmax()])}) gives class 3 {float(top.max()):.1%}."))
-s3, _ = hinton.train_student((800, 800), (x3, y3, v3), None, seed=SEEDS[0], T=PAPER_T, epochs=EPOCHS,
-                             desc="800-800 without 3s")
+s3, _ = hinton.train_mlp_student((800, 800), hinton.kd_loss(PAPER_T), (x3, y3, v3), SEEDS[0], epochs=EPOCHS,
+                                 desc="800-800 without 3s")
 n3 = int((y_te == 3).sum())
 before = dict(errors=hinton.errors(s3, x_te, y_te), on_3s=hinton.errors(s3, x_te, y_te, classes=3))
 display(Markdown(
@@ -390,8 +391,9 @@ deltas3 = np.round(np.arange(0, 10.01, 0.1), 1)
 bias3, curve3 = hinton.choose_bias(s3, x_va, y_va, 3, deltas3)
 s3b = models.shift_bias(s3, 3, bias3)
 after = dict(errors=hinton.errors(s3b, x_te, y_te), on_3s=hinton.errors(s3b, x_te, y_te, classes=3))
-plots.plot_bias_curve(deltas3, curve3, len(y_va), bias3, PAPER["omit3_bias"], "class 3",
-                      "The student that never saw a 3")
+fig = plots.plot_bias_curve(deltas3, curve3, len(y_va), bias3, PAPER["omit3_bias"], "class 3")
+fig.axes[0].set_title("The student that never saw a 3")
+plt.show()
 display(Markdown(
     f"With the bias of class 3 raised by **{bias3:+g}** (chosen on validation; the paper's "
     f"{PAPER['omit3_bias']:+g} was chosen on test), the student makes **{after['errors']} test errors, "
@@ -420,15 +422,16 @@ PART_SECONDS["4: the omitted 3"] = time.perf_counter() - start
 start = time.perf_counter()
 x78, y78, v78 = hinton.transfer_set(x_tr, y_tr, v_tr, keep=(7, 8))
 epochs78 = max(1, round(EPOCHS * len(y_tr) / len(y78)))
-s78, _ = hinton.train_student((800, 800), (x78, y78, v78), None, seed=SEEDS[0], T=PAPER_T, epochs=epochs78,
-                              desc="800-800 on 7s and 8s")
+s78, _ = hinton.train_mlp_student((800, 800), hinton.kd_loss(PAPER_T), (x78, y78, v78), SEEDS[0],
+                                  epochs=epochs78, desc="800-800 on 7s and 8s")
 err78 = hinton.errors(s78, x_te, y_te) / N_TEST
 deltas78 = np.round(np.arange(-15, 0.01, 0.1), 1)
 bias78, curve78 = hinton.choose_bias(s78, x_va, y_va, (7, 8), deltas78)
 err78b = hinton.errors(models.shift_bias(s78, (7, 8), bias78), x_te, y_te) / N_TEST
 PART_SECONDS["5: only 7s and 8s"] = time.perf_counter() - start
-plots.plot_bias_curve(deltas78, curve78, len(y_va), bias78, PAPER["only78_bias"], "classes 7 and 8",
-                      "The student that saw only 7s and 8s")
+fig = plots.plot_bias_curve(deltas78, curve78, len(y_va), bias78, PAPER["only78_bias"], "classes 7 and 8")
+fig.axes[0].set_title("The student that saw only 7s and 8s")
+plt.show()
 display(Markdown(
     f"Trained on {len(y78)} images of 7s and 8s for {epochs78} epochs, the student gets **{err78:.1%}** of "
     f"the test set wrong (paper: {PAPER['only78_error']:.1%}). With the biases of 7 and 8 shifted by "

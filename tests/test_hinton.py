@@ -50,7 +50,7 @@ class _Stop(Exception):
 
 
 def _start_of_run(monkeypatch, **kwargs):
-    """The initial weights, the first batch and the loss of a train_student run (stopped before
+    """The initial weights, the first batch and the loss of a train_mlp_student run (stopped before
     its first step)."""
     seen = {}
 
@@ -62,7 +62,7 @@ def _start_of_run(monkeypatch, **kwargs):
 
     monkeypatch.setattr(train, "fit", spy)
     with pytest.raises(_Stop):
-        hinton.train_student(**kwargs)
+        hinton.train_mlp_student(**kwargs)
     return seen
 
 
@@ -73,10 +73,10 @@ def _data(n=300):
 
 def test_alone_and_distilled_students_with_one_seed_start_alike(monkeypatch):
     data = _data()
-    common = dict(hidden=(30, 30), train_data=data, val_data=None, epochs=3)
-    alone = _start_of_run(monkeypatch, seed=7, T=None, **common)
-    distilled = _start_of_run(monkeypatch, seed=7, T=20.0, **common)
-    other = _start_of_run(monkeypatch, seed=8, T=20.0, **common)
+    common = dict(hidden=(30, 30), train_data=data, epochs=3)
+    alone = _start_of_run(monkeypatch, loss_fn=train.cross_entropy, seed=7, **common)
+    distilled = _start_of_run(monkeypatch, loss_fn=hinton.kd_loss(20.0), seed=7, **common)
+    other = _start_of_run(monkeypatch, loss_fn=hinton.kd_loss(20.0), seed=8, **common)
     assert alone["state"].keys() == distilled["state"].keys()
     assert all(torch.equal(alone["state"][k], distilled["state"][k]) for k in alone["state"])
     assert all(torch.equal(a, b) for a, b in zip(alone["batch"], distilled["batch"]))
@@ -93,9 +93,9 @@ def test_alone_and_distilled_students_with_one_seed_start_alike(monkeypatch):
 
 def test_paired_students_train_identically_until_the_loss_differs():
     data = _data(512)
-    a1, _ = hinton.train_student((30, 30), data, None, seed=3, T=None, epochs=1)
-    a2, _ = hinton.train_student((30, 30), data, None, seed=3, T=None, epochs=1)
-    d, _ = hinton.train_student((30, 30), data, None, seed=3, T=20.0, epochs=1)
+    a1, _ = hinton.train_mlp_student((30, 30), train.cross_entropy, data, 3, epochs=1)
+    a2, _ = hinton.train_mlp_student((30, 30), train.cross_entropy, data, 3, epochs=1)
+    d, _ = hinton.train_mlp_student((30, 30), hinton.kd_loss(20.0), data, 3, epochs=1)
     assert all(torch.equal(p, q) for p, q in zip(a1.parameters(), a2.parameters()))  # repeatable
     assert not torch.equal(a1[-1].weight, d[-1].weight)
     assert not a1.training and [m.out_features for m in a1 if isinstance(m, torch.nn.Linear)] == [30, 30, 10]
@@ -103,8 +103,21 @@ def test_paired_students_train_identically_until_the_loss_differs():
 
 def test_a_distilled_student_needs_teacher_logits():
     x, y, _ = _data(64)
-    with pytest.raises(ValueError, match="teacher_logits"):
-        hinton.train_student((30,), (x, y), None, seed=0, T=20.0, epochs=1)
+    with pytest.raises(ValueError, match=r"train_data.*\(x, y, teacher_logits\)"):
+        hinton.train_mlp_student((30,), hinton.kd_loss(20.0), (x, y), 0, epochs=1)
+    model, hist = hinton.train_mlp_student((30,), train.cross_entropy, (x, y), 0, epochs=1)  # labels only: fine
+    assert not model.training and len(hist["train_loss"]) == 1
+
+
+def test_kd_loss_is_the_distillation_loss_with_alpha_on_the_soft_term():
+    g = torch.Generator().manual_seed(1)
+    z, v = torch.randn(16, 10, generator=g, dtype=torch.float64), torch.randn(16, 10, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 10, (16,), generator=g)
+    for T, alpha in [(4.0, 0.3), (20.0, hinton.ALPHA)]:
+        want = losses.distillation_loss(z, v, y, T, alpha)
+        assert torch.equal(hinton.kd_loss(T, alpha)(z, y, v), want)
+    assert torch.equal(hinton.kd_loss(20.0)(z, y, v), losses.distillation_loss(z, v, y, 20.0, hinton.ALPHA))
+    assert not torch.equal(hinton.kd_loss(4.0)(z, y, v), hinton.kd_loss(20.0)(z, y, v))  # T is used
 
 
 # ---- errors and the bias chosen on validation ------------------------------------------------
@@ -182,7 +195,7 @@ def test_teacher_settings_name_a_checkpoint_that_a_second_call_loads(real_data, 
     monkeypatch.setenv("KDLIB_CHECKPOINTS", str(tmp_path))
     monkeypatch.setenv("KDLIB_FAST", "1")
     assert hinton.teacher_settings().epochs == 1  # fast mode
-    s = hinton.TeacherSettings(epochs=1, subset=300)
+    s = hinton.MLPTeacherSettings(epochs=1, subset=300)
     first, info1 = hinton.hinton_teacher(progress=False, settings=s)
     assert not info1["loaded"] and info1["path"].exists() and info1["path"].parent == tmp_path
     assert info1["path"].name.startswith("hinton-teacher-")
@@ -196,5 +209,5 @@ def test_teacher_settings_name_a_checkpoint_that_a_second_call_loads(real_data, 
     assert info2["test_errors"] == info1["test_errors"] and info2["history"] == info1["history"]
     assert all(torch.equal(p, q) for p, q in zip(first.parameters(), second.parameters()))
     assert not second.training and not any(p.requires_grad for p in second.parameters())
-    other = kdlib.checkpoint.path_for("hinton-teacher", hinton.TeacherSettings(epochs=1, subset=300, jitter=1))
+    other = kdlib.checkpoint.path_for("hinton-teacher", hinton.MLPTeacherSettings(epochs=1, subset=300, jitter=1))
     assert other != info1["path"] and not other.exists()

@@ -365,7 +365,7 @@ def _step(kind):
             loss = alpha * losses.soft_target_loss(logits, v, T) + (1 - alpha) * CE(logits, y)
         elif kind == "kdlib's train_epoch":
             return train.train_epoch(model, opt, train.Batches(x, y, v, batch_size=len(y)),
-                                     loss_fn=hinton.student_loss(T, alpha))[0]
+                                     loss_fn=hinton.kd_loss(T, alpha))[0]
         else:
             loss = losses.distillation_loss(logits, v, y, T, alpha)
         if kind == "no zero_grad":
@@ -533,7 +533,7 @@ WRONG = {
                                   "calls kdlib.losses.distillation_loss: write it yourself"),
     "kdlib's distillation_loss through another kdlib helper": (
         checks.check_distillation_loss,
-        lambda z, v, y, T, a: hinton.student_loss(T, a)(z, y, v),
+        lambda z, v, y, T, a: hinton.kd_loss(T, a)(z, y, v),
         "calls kdlib.losses.distillation_loss"),
     # noisy teacher
     "noise added": (checks.check_perturb_logits, _perturb("added"), "added instead of multiplied"),

@@ -70,7 +70,7 @@ def _epoch(kind="right"):
             return
         if kind == "kdlib's train_epoch":
             train.train_epoch(model, optimizer, train.Batches(x, y, v, batch_size=64, generator=generator),
-                              hinton.student_loss(T, alpha))
+                              hinton.kd_loss(T, alpha))
             return
         if kind == "x in place":
             x /= 2
@@ -220,7 +220,7 @@ def _train_without_3s(kind="right"):
     def fn(transfer, T, alpha, seed, epochs):
         x, y, v = transfer
         if kind == "kdlib":
-            return hinton.train_student(hw4.HIDDEN, transfer, None, seed, T, alpha, epochs=epochs)[0]
+            return hinton.train_mlp_student(hw4.HIDDEN, hinton.kd_loss(T, alpha), transfer, seed, epochs=epochs)[0]
         gen = seed_everything(seed)
         model = models.MLP((100,))
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -403,7 +403,8 @@ WRONG = {
     "student at T = 1": (checks.check_train_without_3s, _train_without_3s("T = 1"), "distilled at T = 1"),
     "student with alpha swapped": (checks.check_train_without_3s, _train_without_3s("alpha swapped"),
                                    "alpha weights the wrong term"),
-    "kdlib's train_student": (checks.check_train_without_3s, _train_without_3s("kdlib"), "calls kdlib.hinton.train_student"),
+    "kdlib's train_mlp_student": (checks.check_train_without_3s, _train_without_3s("kdlib"),
+                                  "calls kdlib.hinton.train_mlp_student"),
     # hw4: the accuracy on 3s
     "accuracy over the whole test set": (checks.check_accuracy_on_3s, _accuracy_on_3s("whole set"),
                                          "you computed the accuracy over the whole test set"),

@@ -28,7 +28,7 @@ HIDDEN = (100,)
 """The student: models.MLP(HIDDEN), a 784-100-10 MLP without dropout."""
 LR = 1e-3
 BATCH = 64
-KDLIB_HINTON = tuple(getattr(hinton, n) for n in ("transfer_set", "train_student", "errors",
+KDLIB_HINTON = tuple(getattr(hinton, n) for n in ("transfer_set", "train_mlp_student", "errors",
                                                    "choose_bias"))
 
 
