@@ -1,0 +1,209 @@
+"""When does distillation help? The experiment code of notebook 07 (issue 24).
+
+Built on :mod:`kdlib.hinton` (notebook 06's MLP teacher, paired students and error counts):
+
+- **data fractions**: a stratified, seeded share of the training split (Hinton, Vinyals & Dean
+  2015, section 6, "soft targets as regularizers": 3% of the speech data), and the number of
+  epochs that gives a student on that share as many weight updates as one on the whole split;
+- **a quick MLP teacher**, trained with or without label smoothing and otherwise alike (Müller,
+  Kornblith & Hinton 2019, "When does label smoothing help?"), cached by its settings;
+- **the temperature chosen on the validation split** with a tuning seed;
+- **fidelity** (Stanton et al. 2021, "Does knowledge distillation really work?"): top-1 agreement
+  with the teacher and KL(teacher || student) at T = 1;
+- **the soft targets ranked**: how much of a teacher's mass at T falls on its second-most-likely
+  class, where label smoothing erases the similarity between classes.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from . import augment, checkpoint, config, hinton, losses, models, recipes, train
+from .repro import seed_everything
+
+LABEL_SMOOTHING = 0.1  # the quick teacher's smoothing in notebook 07 (Szegedy et al. 2016's value)
+
+
+# ---- Data fractions (Hinton et al. 2015, section 6) -----------------------------------------
+
+def _check_labels(labels) -> None:
+    if not isinstance(labels, torch.Tensor) or labels.ndim != 1 or labels.is_floating_point() \
+            or len(labels) == 0:
+        got = (tuple(labels.shape), labels.dtype) if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise ValueError(f"labels must be a non-empty 1-D integer tensor, got {got}")
+
+
+def fraction_indices(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
+    """Sorted indices of a stratified random ``fraction`` of the rows of ``labels``.
+
+    For each class c with n_c rows: the first max(1, floor(fraction * n_c + 1/2)) rows of a random
+    order of its rows, drawn from ``seed`` (class by class, in increasing class order). So the
+    classes keep their shares, and with one seed a smaller fraction keeps a subset of a larger
+    fraction's rows (nested). ``fraction`` in (0, 1]; 1 keeps every row.
+    """
+    _check_labels(labels)
+    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be a number in (0, 1], got {fraction!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+    gen = torch.Generator().manual_seed(int(seed))  # its own generator: no global state changes
+    keep = []
+    for c in torch.unique(labels):
+        rows = (labels == c).nonzero().flatten()
+        rows = rows[torch.randperm(len(rows), generator=gen)]
+        keep.append(rows[: max(1, math.floor(fraction * len(rows) + 0.5))])
+    return torch.cat(keep).sort().values
+
+
+def matched_epochs(n_full: int, n_subset: int, epochs: int, batch_size: int = hinton.BATCH) -> int:
+    """Epochs on ``n_subset`` images that give about as many weight updates as ``epochs`` epochs on
+    ``n_full`` images in batches of ``batch_size``: round(epochs * ceil(n_full / b) / ceil(n_subset / b)),
+    at least 1. A student on a share of the data then differs from one on all of it in its data
+    only, not in how long it trains."""
+    for name, v in (("n_full", n_full), ("n_subset", n_subset), ("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    steps = epochs * -(-n_full // batch_size)
+    return max(1, round(steps / -(-n_subset // batch_size)))
+
+
+# ---- A quick teacher, with or without label smoothing (Müller et al. 2019) -------------------
+
+@dataclass(frozen=True)
+class QuickTeacherSettings:
+    """Notebook 06's teacher recipe (:class:`kdlib.hinton.MLPTeacherSettings`: 784-1200-1200-10,
+    dropout 0.2 on the inputs and 0.5 after each hidden layer, images jittered by up to 2 pixels,
+    Adam with a cosine schedule) for a few epochs only, trained on labels smoothed by
+    ``label_smoothing``: the target is (1 - eps) one-hot + eps / K (Szegedy et al. 2016, section 7;
+    Müller et al. 2019, section 2). Two teachers that differ in ``label_smoothing`` only are the
+    experiment. These settings name the checkpoint."""
+    model: str = "MLP(1200, 1200)"
+    hidden: tuple = (1200, 1200)
+    input_dropout: float = 0.2
+    dropout: float = 0.5
+    jitter: int = 2
+    label_smoothing: float = 0.0
+    optimizer: str = "Adam (fused), cosine to 0"
+    lr: float = 1e-3
+    batch_size: int = 256
+    epochs: int = 6
+    data: str = "mnist-48k-seed42"
+    subset: int | None = None
+    seed: int = 1
+
+
+def quick_teacher_settings(label_smoothing: float = 0.0) -> QuickTeacherSettings:
+    """The quick teacher's settings in the current mode (fast mode: 1 epoch on 2,000 images);
+    ``label_smoothing`` in [0, 1)."""
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real) \
+            or not 0 <= label_smoothing < 1:
+        raise ValueError(f"label_smoothing must be a number in [0, 1), got {label_smoothing!r}")
+    return QuickTeacherSettings(label_smoothing=float(label_smoothing), epochs=config.pick(6, 1),
+                                subset=config.pick(None, 2000))
+
+
+def smoothed_cross_entropy(eps: float):
+    """``loss_fn(z, y, *extra)``: cross-entropy against the smoothed labels (1 - eps) one-hot + eps/K,
+    which is (1 - eps) * CE(z, y) + eps * mean_k(-log q_k), q = softmax(z)."""
+    return lambda z, y, *extra: F.cross_entropy(z, y, label_smoothing=eps)
+
+
+def _train_quick_teacher(model: torch.nn.Module, s: QuickTeacherSettings, desc: str | None) -> dict:
+    gen = seed_everything(s.seed)
+    d = recipes.mnist_split(s.subset)
+    opt = torch.optim.Adam(model.parameters(), lr=s.lr, fused=True)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=s.epochs)
+    shift = lambda xb, g: augment.jitter(xb, g, max_shift=s.jitter)  # noqa: E731
+    batches = train.Batches(*d["train"], batch_size=s.batch_size, generator=gen, augment=shift)
+    hist = train.fit(model, sched, batches, d["val"], epochs=s.epochs,
+                     loss_fn=smoothed_cross_entropy(s.label_smoothing), desc=desc)
+    x_te, y_te = d["test"]
+    return {"history": hist, "test_errors": hinton.errors(model, x_te, y_te), "test_images": len(y_te)}
+
+
+def quick_teacher(settings: QuickTeacherSettings | None = None, progress: bool = True):
+    """The frozen quick teacher, loaded from its checkpoint (``quick-teacher-<hash>.pt``) or trained
+    now. ``settings`` defaults to :func:`quick_teacher_settings` (no smoothing). Returns
+    ``(model, info)``; info has ``history``, ``test_errors``, ``test_images``, ``path``, ``loaded``
+    and ``settings``."""
+    s = settings or quick_teacher_settings()
+    build = lambda: models.MLP(s.hidden, input_dropout=s.input_dropout, dropout=s.dropout)  # noqa: E731
+    what = f"quick teacher (label smoothing {s.label_smoothing:g})"
+    return checkpoint.cached_model("quick-teacher", s, build,
+                                   lambda m: _train_quick_teacher(m, s, what if progress else None))
+
+
+# ---- The temperature, chosen on validation ---------------------------------------------------
+
+def choose_temperature(hidden, train_data: tuple, val_data: tuple, grid, seed: int, epochs: int):
+    """For each T of ``grid``: a 784-``hidden``-10 student distilled with :func:`kdlib.hinton.kd_loss`
+    (T) from ``train_data = (x, y, teacher_logits)`` with the tuning ``seed``, scored by its errors
+    on ``val_data = (x, y)``. Returns ``(the T with the fewest errors, [errors for each T])``; on a
+    tie the first. The test set is never read."""
+    if len(train_data) != 3:
+        raise ValueError("train_data must be (x, y, teacher_logits)")
+    if len(grid) == 0:
+        raise ValueError("grid must hold at least one temperature")
+    curve = []
+    for T in grid:
+        model, _ = hinton.train_mlp_student(hidden, hinton.kd_loss(T), train_data, seed, epochs=epochs)
+        curve.append(hinton.errors(model, *val_data))
+    return grid[curve.index(min(curve))], curve
+
+
+# ---- Fidelity (Stanton et al. 2021) ----------------------------------------------------------
+
+def _check_pair(student_logits, teacher_logits) -> None:
+    for name, t in (("student_logits", student_logits), ("teacher_logits", teacher_logits)):
+        if not isinstance(t, torch.Tensor) or t.ndim != 2 or not t.is_floating_point() or len(t) == 0:
+            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ValueError(f"{name} must be a float tensor of shape N x C with N >= 1, got {got}")
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"student_logits and teacher_logits must have the same shape, got "
+                         f"{tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}")
+
+
+def agreement(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> float:
+    """Top-1 agreement: the share of rows where the student's arg-max class is the teacher's
+    (Stanton et al. 2021, section 3, "fidelity")."""
+    _check_pair(student_logits, teacher_logits)
+    return float((student_logits.argmax(1) == teacher_logits.argmax(1)).double().mean())
+
+
+def teacher_student_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> float:
+    """KL(p || q) = sum_k p_k (log p_k - log q_k), averaged over the rows ('batchmean'), with
+    p = softmax(v) the teacher's and q = softmax(z) the student's predictions at T = 1 (Stanton et
+    al. 2021's second fidelity measure). From ``log_softmax`` in float64, so a p_k that underflows
+    adds 0, not NaN."""
+    _check_pair(student_logits, teacher_logits)
+    log_p = F.log_softmax(teacher_logits.double(), dim=1)
+    log_q = F.log_softmax(student_logits.double(), dim=1)
+    return float(F.kl_div(log_q, log_p, log_target=True, reduction="batchmean"))
+
+
+def fidelity(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, teacher_logits: torch.Tensor) -> dict:
+    """``model``'s ``errors`` on ``(x, y)``, its top-1 ``agreement`` with the teacher and
+    ``kl`` = KL(teacher || student) at T = 1, from one pass over ``x`` (``teacher_logits``: the
+    teacher's logits for the same rows)."""
+    z = train.predict_logits(model, x)
+    return {"errors": int((z.argmax(1) != y).sum()), "agreement": agreement(z, teacher_logits),
+            "kl": teacher_student_kl(teacher_logits, z)}
+
+
+# ---- The soft targets, ranked (Müller et al. 2019, section 4) --------------------------------
+
+def ranked_soft_targets(logits: torch.Tensor, T: float) -> torch.Tensor:
+    """Each row's soft targets softmax(v / T), sorted from the most to the least likely class:
+    column 0 is the top class's mass, column 1 the second-most-likely class's."""
+    return losses.softmax_t(logits, T).sort(dim=-1, descending=True).values
+
+
+def second_class_mass(logits: torch.Tensor, T: float) -> torch.Tensor:
+    """Per row, the soft-target mass at ``T`` on the second-most-likely class: the similarity a
+    teacher reports ("this 3 looks a bit like an 8"), which label smoothing pushes towards
+    eps / K for every wrong class alike."""
+    return ranked_soft_targets(logits, T)[..., 1]
