@@ -15,7 +15,7 @@ from . import checkpoint, config
 
 TIMES = config.PROJECT_ROOT / "bench" / "notebook_times.json"
 NOTEBOOKS = ("01_softmax_temperature", "02_teacher", "03_three_way_distillation",
-             "04_gradient_check", "05_noisy_teachers", "06_hinton_mnist")
+             "04_gradient_check", "05_noisy_teachers", "06_hinton_mnist", "07_when_distillation_helps")
 
 
 def _seed():
@@ -31,6 +31,13 @@ def _blog():
 def _hinton():
     from . import hinton
     return "hinton-teacher", hinton.teacher_settings()
+
+
+def _quick(smoothed: bool):
+    def key():
+        from . import when
+        return "quick-teacher", when.quick_teacher_settings(when.LABEL_SMOOTHING if smoothed else 0.0)
+    return key
 
 
 def _noisy(dataset):
@@ -49,6 +56,9 @@ TEACHERS = {
     "01": [_SEED], "02": [_SEED, _BLOG], "03": [_SEED, _BLOG], "04": [_SEED],
     "05": [("the MNIST teacher", _noisy("mnist"), 50), ("the CIFAR-10 teacher", _noisy("cifar10"), 851)],
     "06": [("the 1200-1200 MLP teacher", _hinton, 535), _SEED],
+    # 07's quick teachers: not timed on the Xeon; 6 epochs at 06's teacher's 10.5 s per epoch there
+    "07": [("the 1200-1200 MLP teacher", _hinton, 535), ("the quick MLP teacher", _quick(False), 63),
+           ("the label-smoothed quick MLP teacher", _quick(True), 63)],
 }
 
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from kdlib import checkpoint, course, hinton, noisy, recipes
+from kdlib import checkpoint, course, hinton, noisy, recipes, when
 from kdlib.config import PROJECT_ROOT
 
 
@@ -38,6 +38,8 @@ def test_teacher_files_are_the_ones_the_notebooks_load(monkeypatch, tmp_path, fa
         "05": [lambda: noisy.dataset_teacher(noisy.settings("mnist", "cpu")),
                lambda: noisy.dataset_teacher(noisy.settings("cifar10", "cpu"))],
         "06": [hinton.hinton_teacher, recipes.mnist_teacher],
+        "07": [hinton.hinton_teacher, lambda: when.quick_teacher(when.quick_teacher_settings(0.0)),
+               lambda: when.quick_teacher(when.quick_teacher_settings(when.LABEL_SMOOTHING))],
     }
     monkeypatch.setattr(course.config, "device", lambda: __import__("torch").device("cpu"))
     for nb, fns in calls.items():
@@ -94,7 +96,7 @@ def test_notebook_list_matches_the_folder():
     assert tuple(found) == course.NOTEBOOKS
 
 
-@pytest.mark.parametrize("bad", ["07", "softmax", ""])
+@pytest.mark.parametrize("bad", ["08", "softmax", ""])
 def test_unknown_notebook_is_a_clear_error(bad):
     with pytest.raises(ValueError, match="notebook must be one of 01_softmax_temperature"):
         course.summary(bad)
