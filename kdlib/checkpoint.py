@@ -7,6 +7,8 @@ hash is taken over their canonical JSON, so every setting names the file. Files 
 atomically (:func:`kdlib.files.atomic_write`), only once they are known to load back, and read with
 ``torch.load(weights_only=True)`` after the zip container's CRCs are checked (a flipped byte raises
 :class:`CheckpointUnreadable`). What a training may store beside its weights: :func:`checked_extras`.
+Tensors are stored on the CPU and read onto it, so a model trained on a GPU loads on a machine
+without one; :func:`cached_model` then puts the model on :func:`kdlib.config.device`.
 """
 from __future__ import annotations
 
@@ -121,7 +123,9 @@ def _plain_keys(d: dict, where: str) -> dict:
 
 def _storable(v, where: str):
     """``v`` as stored (see :func:`checked_extras`); ``where`` names it in the error."""
-    if v is None or type(v) in (bool, int, float, str) or isinstance(v, torch.Tensor):
+    if isinstance(v, torch.Tensor):
+        return v.detach().cpu()  # stored on the CPU: it loads without a GPU
+    if v is None or type(v) in (bool, int, float, str):
         return v
     if isinstance(v, np.generic) and isinstance(v.item(), (bool, int, float, str)):
         return v.item()
@@ -136,12 +140,14 @@ def _storable(v, where: str):
 
 
 def save(path: Path, model: torch.nn.Module, settings, /, **extra) -> Path:
-    """Write ``model``'s weights, ``settings`` and ``extra`` (history, scores...) atomically.
+    """Write ``model``'s weights, ``settings`` and ``extra`` (history, scores...) atomically, their
+    tensors on the CPU (wherever the model is).
 
     ``extra`` must follow :func:`checked_extras`; the file is written only once it is known to load
     back with ``torch.load(weights_only=True)``, else ``ValueError`` and nothing is written.
     """
-    payload = {"settings": as_dict(settings), "state_dict": model.state_dict(), **checked_extras(extra)}
+    weights = {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in model.state_dict().items()}
+    payload = {"settings": as_dict(settings), "state_dict": weights, **checked_extras(extra)}
     buf = io.BytesIO()
     torch.save(payload, buf)
     buf.seek(0)
@@ -262,12 +268,13 @@ def cached_model(name: str, settings, build, train_fn) -> tuple[torch.nn.Module,
     ``settings.seed`` seeds the initial weights (so they depend on the seed only), ``build()``
     makes the untrained network and ``train_fn(model)`` trains it, returning a dict of extras
     (history, scores; the rule: :func:`checked_extras`) or None. Returns ``(model, info)``: eval
-    mode, no gradients; ``info`` holds the extras, ``path``, ``loaded`` and ``settings``. A
-    trained model is returned even when it cannot be saved (see :func:`train_or_load`).
+    mode, no gradients, on :func:`kdlib.config.device` (loaded or trained); ``info`` holds the
+    extras, ``path``, ``loaded`` and ``settings``. A trained model is returned even when it cannot
+    be saved (see :func:`train_or_load`).
     """
     from .train import freeze  # train imports data only; keep checkpoint importable on its own
 
     seed_everything(as_dict(settings)["seed"])
     model = build()
     info = train_or_load(name, settings, model, train_fn)
-    return freeze(model), {**info, "settings": settings}
+    return freeze(model).to(config.device()), {**info, "settings": settings}

@@ -64,18 +64,26 @@ def checkpoint_dir() -> Path:
     return Path.home() / ".cache" / "kdlib" / "checkpoints"
 
 
-def device() -> torch.device:
-    """The GPU when there is one, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def device(which=None) -> torch.device:
+    """Where kdlib trains and predicts (the one device rule, :mod:`kdlib.train`): ``which`` (a
+    device or its name) when given, else the GPU when there is one, else the CPU. A GPU comes with
+    its index (``cuda:0``, the current one), as its tensors report it, so devices compare equal."""
+    d = torch.device(which if which is not None else "cuda" if torch.cuda.is_available() else "cpu")
+    if d.type == "cuda" and d.index is None and torch.cuda.is_available():
+        d = torch.device("cuda", torch.cuda.current_device())
+    return d
 
 
-def bf16() -> bool:
-    """bf16 autocast for convnets where the hardware has it (a GPU, or a CPU with AVX512-BF16/AMX),
-    unless ``KDLIB_BF16=0``."""
-    if torch.cuda.is_available():
-        has = True
-    else:
+def bf16(where=None) -> bool:
+    """bf16 autocast for convnets where the hardware of device ``where`` (default :func:`device`)
+    has it (a GPU that supports bf16, or a CPU with AVX512-BF16/AMX), unless ``KDLIB_BF16=0``."""
+    kind = device(where).type
+    if kind == "cuda":
+        has = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    elif kind == "cpu":
         has = bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
+    else:
+        has = False
     return has and flag("KDLIB_BF16", default=True)
 
 

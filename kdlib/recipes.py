@@ -5,6 +5,8 @@ notebook 02 trains it; notebooks 01, 03, 04 and homework 2 load it (or train it 
 :func:`blog_teacher` is the seed blog's teacher: notebook 02 trains it, notebook 03 loads it.
 The students of notebook 03 train with the speed engine (:mod:`kdlib.fast`): several seeds as one
 run, one thread for a tiny model; the notebook writes the plain loop first.
+Everything trains on :func:`kdlib.config.device` (:mod:`kdlib.train`'s one device rule); the
+teachers come back on it, their cached logits on the CPU.
 """
 from __future__ import annotations
 
@@ -104,7 +106,7 @@ def train_seed_student(loss_fn, train_data, val_data, seed: int, hidden: int = 1
     (cached teacher logits); the best weights on validation are kept. Returns ``(model, history)``."""
     s = STUDENT
     gen = seed_everything(seed)
-    model = models.StudentNet(hidden)
+    model = models.StudentNet(hidden).to(config.device())  # where fit trains it: one thread is for a CPU
     opt = torch.optim.Adam(model.parameters(), lr=s.lr, fused=True)
     es = train.EarlyStopping(patience=s.patience, min_delta=s.min_delta)
     with fast.threads_for(model):

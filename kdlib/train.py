@@ -5,8 +5,19 @@ with the data, e.g. cached teacher logits: a frozen teacher runs once, in :func:
 Hardware choices come from the model and :mod:`kdlib.config`, not from arguments: a model put in
 ``channels_last`` gets channels_last inputs (and bf16 autocast for training where
 :func:`kdlib.config.bf16`; predictions are always float32, or float64 for a float64 model).
+
 The speed-ups that are not plain PyTorch (several seeds as one run, one thread for a tiny model)
 live apart, in :mod:`kdlib.fast`.
+
+One device rule (issue 25): everything trains and predicts on :func:`kdlib.config.device` (the GPU
+where there is one, else the CPU), and data crosses to it once, never per batch. A :class:`Batches`
+holds its device (``device=None``: ``config.device()``) and moves its tensors there at its first
+pass; :func:`fit` puts the model on its training data's device (wherever the model was before) and
+moves the validation data once per call; the model stays there. :func:`predict_logits` and
+:func:`evaluate` run where the model is (a teacher from :func:`kdlib.checkpoint.cached_model` is on
+``config.device()``), moving their input once; predictions come back on the CPU, so cached teacher
+logits wait there until a :class:`Batches` takes them. ``Batches(..., device="cpu")`` chooses the
+CPU explicitly.
 """
 from __future__ import annotations
 
@@ -34,11 +45,13 @@ class Batches:
 
     Each pass draws a new order from ``generator`` (the same seed gives the same batches), so a
     cached teacher logit always travels with its own image. ``augment(xb, generator)``, if given,
-    transforms each batch of the first tensor (e.g. random flips).
+    transforms each batch of the first tensor (e.g. random flips). The batches come on ``device``
+    (default :func:`kdlib.config.device`): the tensors are moved there once, at the first pass, and
+    each pass permutes and slices them there (``tensors`` keeps them as given).
     """
 
     def __init__(self, *tensors: torch.Tensor, batch_size: int = 64,
-                 generator: torch.Generator | None = None, augment=None):
+                 generator: torch.Generator | None = None, augment=None, device=None):
         if not tensors:
             raise ValueError("Batches needs at least one tensor (e.g. Batches(x, y))")
         if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
@@ -47,6 +60,7 @@ class Batches:
             raise ValueError(f"tensors must have the same length, got {[len(t) for t in tensors]}")
         self.tensors, self.batch_size = tensors, batch_size
         self.generator, self.augment = generator, augment
+        self.device, self._moved = config.device(device), None
 
     def __len__(self) -> int:
         return -(-len(self.tensors[0]) // self.batch_size)
@@ -55,10 +69,27 @@ class Batches:
         """The next pass's order of the rows (a permutation drawn from ``generator``)."""
         return torch.randperm(len(self.tensors[0]), generator=self.generator)
 
+    def on_device(self) -> tuple:
+        """The tensors on :attr:`device`, moved at the first call (then the same tensors)."""
+        if self._moved is None:
+            self._moved = _on(self.device, *self.tensors)
+        return self._moved
+
     def __iter__(self):
-        order = self.order()
-        for xb, *rest in batches(*(t[order] for t in self.tensors), batch_size=self.batch_size):
+        tensors = self.on_device()
+        order = self.order().to(self.device)  # drawn on the CPU (the generator's), moved once per pass
+        for xb, *rest in batches(*(t[order] for t in tensors), batch_size=self.batch_size):
             yield (xb if self.augment is None else self.augment(xb, self.generator)), *rest
+
+
+def _on(device: torch.device, *tensors: torch.Tensor) -> tuple:
+    """``tensors`` on ``device``: the one place kdlib's training data changes device."""
+    return tuple(t.to(device) for t in tensors)
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    """Where ``model`` is (its first parameter's device): where it predicts."""
+    return next(model.parameters()).device
 
 
 def _fast_path(model: torch.nn.Module) -> bool:
@@ -70,14 +101,14 @@ def _fast_path(model: torch.nn.Module) -> bool:
 
 
 def _runner(model: torch.nn.Module):
-    """``(prepare(x), autocast context)`` for ``model``: device, memory format, bf16."""
-    dev = next(model.parameters()).device
+    """``(prepare(x), autocast context)`` for ``model`` (its batches are on its device already):
+    memory format, and bf16 autocast of the model's device type where that device has it."""
+    dev = _device(model)
     fast = _fast_path(model)
 
     def prepare(x):
-        x = x.to(dev, non_blocking=True)
         return x.contiguous(memory_format=torch.channels_last) if fast and x.ndim == 4 else x
-    bf16 = fast and config.bf16()
+    bf16 = fast and config.bf16(dev)
     return prepare, (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if bf16 else nullcontext
 
 
@@ -95,43 +126,61 @@ def freeze(model: torch.nn.Module) -> torch.nn.Module:
 
 
 @torch.inference_mode()
-def predict_logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Logits of ``model`` for every row of ``x``: eval mode, inference mode, float32 on the CPU.
-
-    Call it once on a frozen teacher and pass the result to training as cached targets. Always
-    computed in float32 (no bf16 autocast), so a model has one score whatever the hardware; the
-    result is contiguous (a channels_last model's 4-D outputs too).
-    """
+def _logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """:func:`predict_logits` for ``x`` already on the model's device, left there."""
     was_training = model.training
     model.eval()
     try:
         prepare, _ = _runner(model)
         out = []
         for (xb,) in batches(x, batch_size=batch_size):
-            out.append(_at_least_float32(model(prepare(xb))).cpu().contiguous())  # e.g. a channels_last trunk's output
+            out.append(_at_least_float32(model(prepare(xb))).contiguous())  # e.g. a channels_last trunk's output
     finally:
         model.train(was_training)
     return torch.cat(out)
 
 
-def evaluate(model, x, y, *extra, loss_fn=cross_entropy) -> tuple[float, float]:
-    """Mean loss (``loss_fn``, default cross-entropy) and accuracy of ``model`` on ``(x, y)``."""
-    logits = predict_logits(model, x)
+@torch.inference_mode()
+def predict_logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Logits of ``model`` for every row of ``x``: eval mode, inference mode, float32, on the CPU.
+
+    Runs on the model's device (``x`` moved there once, then ``batch_size`` rows at a time); the
+    result comes back to the CPU. Call it once on a frozen teacher and pass the result to training
+    as cached targets. Always computed in float32 (no bf16 autocast), so a model has one score
+    whatever the hardware; the result is contiguous (a channels_last model's 4-D outputs too).
+    """
+    return _logits(model, *_on(_device(model), x), batch_size=batch_size).cpu()
+
+
+def _score(model, x, y, extra, loss_fn) -> tuple[float, float]:
+    """:func:`evaluate` for data already on the model's device."""
+    logits = _logits(model, x)
     loss = loss_fn(logits, y, *extra)
     return float(loss), float((logits.argmax(1) == y).float().mean())
 
 
+def evaluate(model, x, y, *extra, loss_fn=cross_entropy) -> tuple[float, float]:
+    """Mean loss (``loss_fn``, default cross-entropy) and accuracy of ``model`` on ``(x, y)``,
+    computed on the model's device (the data moved there once)."""
+    x, y, *extra = _on(_device(model), x, y, *extra)
+    return _score(model, x, y, extra, loss_fn)
+
+
 def train_epoch(model, optimizer, train: Batches, loss_fn=cross_entropy, bar=None) -> tuple[float, float]:
     """One pass over ``train``: forward, loss, ``zero_grad``, ``backward``, ``step`` per batch.
-    Returns the mean training loss and accuracy; ``bar`` (a tqdm bar) advances one per batch."""
+    Returns the mean training loss and accuracy; ``bar`` (a tqdm bar) advances one per batch.
+    The model must be on ``train.device`` already (:func:`fit` puts it there)."""
+    dev = _device(model)
+    if dev != train.device:
+        raise ValueError(f"model is on {dev} but train's batches come on {train.device}: move it first, "
+                         f"model.to(train.device) (fit does), or give Batches device={str(dev)!r}")
     model.train()
     prepare, autocast = _runner(model)
-    dev = next(model.parameters()).device
     total_loss = torch.zeros((), dtype=torch.float64, device=dev)
     correct = torch.zeros((), dtype=torch.long, device=dev)
     n = 0
     for xb, yb, *extra in train:
-        xb, yb, extra = prepare(xb), yb.to(dev), [e.to(dev) for e in extra]
+        xb = prepare(xb)
         with autocast():
             logits = _at_least_float32(model(xb))
         loss = loss_fn(logits, yb, *extra)
@@ -168,6 +217,17 @@ class EarlyStopping:
         return self.bad_epochs >= self.patience
 
 
+def _to_device(model: torch.nn.Module, optimizer: torch.optim.Optimizer, device) -> torch.nn.Module:
+    """Put ``model`` on ``device`` (in place: the optimizer keeps its parameters) and any state the
+    optimizer already holds for them (Adam's moments from an earlier run) beside them."""
+    device = config.device(device)
+    moved = any(p.device != device for p in model.parameters())
+    model.to(device)
+    if moved and optimizer.state:
+        optimizer.load_state_dict(optimizer.state_dict())  # casts the state to its parameters' devices
+    return model
+
+
 def fit(model, optimizer, train, val=None, *, epochs: int, loss_fn=cross_entropy,
         early_stopping: EarlyStopping | None = None, desc: str | None = "training") -> dict:
     """Train for up to ``epochs`` epochs; returns the history (lists per epoch).
@@ -175,6 +235,8 @@ def fit(model, optimizer, train, val=None, *, epochs: int, loss_fn=cross_entropy
     ``optimizer``: an optimizer, or a learning-rate scheduler around one (stepped once per epoch).
     ``train``: :class:`Batches` (or a tuple ``(x, y, *extra)``, batches of 64 in a random order);
     ``val``: a tuple ``(x, y, *extra)`` scored after each epoch with the same ``loss_fn``.
+    Runs on ``train.device`` (:func:`kdlib.config.device` unless the Batches says otherwise): the
+    model is moved there at the start (with any optimizer state) and stays there; ``val`` is moved once.
     With ``early_stopping`` the best weights (lowest validation loss) are restored at the end.
     One progress bar for the whole run (batches, with the epoch's scores); ``desc=None``: no bar.
     """
@@ -187,6 +249,8 @@ def fit(model, optimizer, train, val=None, *, epochs: int, loss_fn=cross_entropy
     train = train if isinstance(train, Batches) else Batches(*train)
     if len(train.tensors[0]) == 0:
         raise ValueError("train is empty (0 rows): nothing to train on")
+    _to_device(model, optimizer, train.device)
+    val = None if val is None else _on(train.device, *val)
     hist = {k: [] for k in ("train_loss", "train_acc", "val_loss", "val_acc", "seconds")}
     bar = tqdm(total=epochs * len(train), desc=desc, unit="batch", disable=desc is None)
     with bar:
@@ -199,7 +263,7 @@ def fit(model, optimizer, train, val=None, *, epochs: int, loss_fn=cross_entropy
             hist["train_acc"].append(ta)
             scores = {"epoch": f"{epoch + 1}/{epochs}", "loss": f"{tl:.4f}", "acc": f"{ta:.4f}"}
             if val is not None:
-                vl, va = evaluate(model, *val, loss_fn=loss_fn)
+                vl, va = _score(model, *val[:2], val[2:], loss_fn)
                 hist["val_loss"].append(vl)
                 hist["val_acc"].append(va)
                 scores.update(val_loss=f"{vl:.4f}", val_acc=f"{va:.4f}")

@@ -244,3 +244,55 @@ def test_targets_run_on_the_callers_thread_count_not_one_captured_at_import():
             assert seen and set(seen) == {count}
     finally:
         torch.set_num_threads(before)
+
+
+# ---- issue 25, item 4: one device rule ----------------------------------------------------------
+
+def test_stacked_run_moves_the_shared_data_once_on_the_batches_device(monkeypatch):
+    """K Batches over the same tensors: the data is moved once for all K, the validation data once
+    per call, and the run is on the Batches' explicit device, not kdlib.config.device() (made to
+    answer 'meta' here, where no number can be computed: had the run gone there, it would fail)."""
+    monkeypatch.setattr(kdlib.config, "device", lambda which=None: torch.device("meta" if which is None else which))
+    calls, real = [], torch.Tensor.to
+
+    def spy(self, *args, **kwargs):
+        calls.append(self)
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(torch.Tensor, "to", spy)
+    (x, y, v), (xv, yv, vv) = _data(96), _data(40, seed=1)
+    ms, bs = [], []
+    for s in (0, 1, 2):
+        gen = kdlib.seed_everything(s)
+        ms.append(models.StudentNet().double())
+        bs.append(train.Batches(x, y, v, batch_size=32, generator=gen, device="cpu"))
+    hs = stacked.fit_stacked(ms, lambda p: torch.optim.Adam(p, lr=1e-2), bs, (xv, yv, vv), epochs=2,
+                             loss_fn=recipes.three_way_loss("hard+soft"), desc=None)
+    assert [sum(c is t for c in calls) for t in (x, y, v, xv, yv, vv)] == [1] * 6
+    assert all(len(h["val_loss"]) == 2 for h in hs)
+    assert {p.device for m in ms for p in m.parameters()} == {torch.device("cpu")}
+
+
+def test_fit_stacked_refuses_batches_on_different_devices():
+    x, y, _ = _data(64)
+    ms = [models.StudentNet(), models.StudentNet()]
+    with pytest.raises(ValueError, match="one device"):
+        stacked.fit_stacked(ms, lambda p: torch.optim.SGD(p, lr=0.1),
+                            [train.Batches(x, y, device="cpu"), train.Batches(x, y, device="meta")], epochs=1, desc=None)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_stacked_runs_on_a_gpu_equal_separate_runs_there():
+    """On the default device (the GPU) the models, their stacked parameters, a targets module and the
+    data all go there; the stacked run equals K separate fits there (float64, TOL as above) and the
+    models stay on the GPU."""
+    torch.manual_seed(0)
+    head = torch.nn.Sequential(torch.nn.Linear(10, 10), torch.nn.Tanh()).double()
+    data, val = _data(), _data(200, seed=1)
+    kd = recipes.three_way_loss("hard+soft")
+    sep = _separate(models.StudentNet, [0, 1], data, val, lambda z, yb, fb: kd(z, yb, head.to(fb.device)(fb).detach()), 3, 1)
+    st = _stacked(models.StudentNet, [0, 1], data, val, kd, 3, 1, targets=head)
+    gpu = kdlib.config.device()
+    for (m1, h1), (m2, h2) in zip(sep, st):
+        assert {p.device for p in m2.parameters()} == {gpu} == {p.device for p in m1.parameters()}
+        assert h1["val_loss"] == pytest.approx(h2["val_loss"], rel=TOL)
+        assert _close(m1, m2)

@@ -1,3 +1,6 @@
+import copy
+from contextlib import nullcontext
+
 import pytest
 import torch
 
@@ -279,3 +282,190 @@ def test_only_a_model_put_in_channels_last_takes_the_fast_path():
     assert train._fast_path(models.TeacherNet().to(memory_format=torch.channels_last))
     assert not train._fast_path(models.WeakStudentNet())  # every convolution reads one channel
     assert not train._fast_path(models.StudentNet())
+
+
+# ---- issue 25, item 4: one device rule ----------------------------------------------------------
+# Everything trains and predicts on kdlib.config.device(), data moved once. These tests run on the CPU
+# and name it explicitly; the last one needs a GPU (skipped without one).
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def to_calls(monkeypatch):
+    """The tensors ``Tensor.to`` was called on during the test (on the CPU a move to the CPU returns
+    the tensor itself, so a tensor moved twice appears twice)."""
+    calls = []
+    real = torch.Tensor.to
+
+    def spy(self, *args, **kwargs):
+        calls.append(self)
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(torch.Tensor, "to", spy)
+    return calls
+
+
+def _times(calls, t):
+    return sum(c is t for c in calls)
+
+
+def test_batches_move_their_tensors_once_not_per_batch(to_calls):
+    x, y, v = torch.randn(10, 3), torch.arange(10), torch.randn(10, 2)
+    b = train.Batches(x, y, v, batch_size=4, generator=torch.Generator().manual_seed(0), device=CPU)
+    passes = [list(b) for _ in range(3)]
+    assert [_times(to_calls, t) for t in (x, y, v)] == [1, 1, 1]  # three passes of three batches
+    others = [c for c in to_calls if all(c is not t for t in (x, y, v))]
+    assert [(c.dtype, tuple(c.shape)) for c in others] == [(torch.long, (10,))] * 3  # one order a pass, no batch
+    g = torch.Generator().manual_seed(0)  # the batches are those of the plain loop (permute, then slice)
+    for got in passes:
+        order = torch.randperm(10, generator=g)
+        want = [[t[order][s:s + 4] for t in (x, y, v)] for s in (0, 4, 8)]
+        assert all(torch.equal(a, w) for gb, wb in zip(got, want, strict=True) for a, w in zip(gb, wb, strict=True))
+
+
+def test_batches_come_on_config_device_unless_told(monkeypatch):
+    """Without ``device`` the batches come on kdlib.config.device() (here made to answer 'meta', a
+    device that is not the CPU, where tensors have shapes but no values)."""
+    monkeypatch.setattr(kdlib.config, "device", lambda which=None: torch.device("meta" if which is None else which))
+    x, y = torch.randn(10, 3), torch.arange(10)
+    b = train.Batches(x, y, batch_size=4)
+    assert b.device == torch.device("meta") and b.tensors[0] is x  # tensors: as given
+    assert [tuple(t.device.type for t in batch) for batch in b] == [("meta", "meta")] * 3
+    assert train.Batches(x, y, device="cpu").device == CPU
+
+
+def _small_convnet():
+    """Its second convolution reads 4 channels: put in channels_last, it takes the fast path."""
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 5, stride=2), torch.nn.ReLU(), torch.nn.Conv2d(4, 4, 3),
+                               torch.nn.Flatten(), torch.nn.Linear(4 * 10 * 10, 10))
+
+
+def _plain_epochs(model, opt, x, y, gen, epochs, batch_size):
+    """kdlib.train's steps as they were before the device rule, written out on the CPU: a seeded
+    order per epoch, slices, channels_last inputs and bf16 autocast for a channels_last model where
+    the CPU has bf16."""
+    fast = train._fast_path(model)
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(y), generator=gen)
+        xs, ys = x[order], y[order]
+        for s in range(0, len(y), batch_size):
+            xb, yb = xs[s:s + batch_size], ys[s:s + batch_size]
+            if fast:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cpu", dtype=torch.bfloat16) if fast and kdlib.config.bf16(CPU) else nullcontext():
+                logits = model(xb).float()
+            loss = torch.nn.functional.cross_entropy(logits, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+
+@pytest.mark.parametrize("make", [models.StudentNet, lambda: _small_convnet().to(memory_format=torch.channels_last)])
+def test_fit_on_the_cpu_gives_the_plain_loops_numbers_bit_for_bit(make):
+    """fit, evaluate and predict_logits on an explicit CPU give the numbers of the plain loop, to the
+    last bit (a 784-16-10 MLP; a channels_last convnet, bf16 autocast where this CPU has it)."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(200, 1, 28, 28, generator=g), torch.randint(0, 10, (200,), generator=g)
+    xv, yv = torch.randn(60, 1, 28, 28, generator=g), torch.randint(0, 10, (60,), generator=g)
+    torch.manual_seed(0)
+    ours = make()
+    plain = copy.deepcopy(ours)
+    hist = train.fit(ours, torch.optim.Adam(ours.parameters(), lr=1e-2),
+                     train.Batches(x, y, batch_size=32, generator=torch.Generator().manual_seed(1), device=CPU),
+                     (xv, yv), epochs=2, desc=None)
+    _plain_epochs(plain, torch.optim.Adam(plain.parameters(), lr=1e-2), x, y, torch.Generator().manual_seed(1), 2, 32)
+    assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), plain.state_dict().values()))
+    plain.eval()
+    with torch.no_grad():
+        z = plain(xv.contiguous(memory_format=torch.channels_last) if train._fast_path(plain) else xv)
+    logits = train.predict_logits(ours, xv)
+    assert logits.device == CPU and torch.equal(logits, z)
+    val = (float(torch.nn.functional.cross_entropy(z, yv)), float((z.argmax(1) == yv).float().mean()))
+    assert (hist["val_loss"][-1], hist["val_acc"][-1]) == val == train.evaluate(ours, xv, yv)
+
+
+def test_fit_puts_the_model_on_the_batches_device_and_moves_val_once(to_calls, monkeypatch):
+    """The Batches' explicit device wins over kdlib.config.device() (made to answer 'meta' here: had
+    fit used it, the model would have gone there); the training and validation data are moved once
+    per call, whatever the epochs, and no batch is moved."""
+    monkeypatch.setattr(kdlib.config, "device", lambda which=None: torch.device("meta" if which is None else which))
+    x, y = torch.randn(40, 4), torch.randint(0, 3, (40,))
+    xv, yv = torch.randn(12, 4), torch.randint(0, 3, (12,))
+    model = torch.nn.Linear(4, 3)
+    moves, real_to = [], model.to
+    model.to = lambda *a, **k: (moves.append(a), real_to(*a, **k))[1]
+    train.fit(model, torch.optim.SGD(model.parameters(), lr=0.1), train.Batches(x, y, batch_size=8, device="cpu"),
+              (xv, yv), epochs=3, desc=None)
+    assert moves == [(CPU,)] and next(model.parameters()).device == CPU
+    assert [_times(to_calls, t) for t in (x, y, xv, yv)] == [1, 1, 1, 1]
+    assert not [c for c in to_calls if c.ndim and len(c) == 8]  # a batch of 8 rows
+
+
+def test_train_epoch_refuses_a_model_on_another_device():
+    model = torch.nn.Linear(4, 3, device="meta")
+    with pytest.raises(ValueError, match="model is on meta but train's batches come on cpu"):
+        train.train_epoch(model, torch.optim.SGD(model.parameters(), lr=0.1),
+                          train.Batches(torch.randn(8, 4), torch.zeros(8, dtype=torch.long), device=CPU))
+
+
+def test_predict_logits_and_evaluate_move_their_input_once_and_answer_on_the_cpu(to_calls):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    x, y = torch.randn(25, 4), torch.randint(0, 3, (25,))
+    out = train.predict_logits(model, x, batch_size=10)
+    with torch.no_grad():
+        z = torch.cat([model(x[i:i + 10]) for i in range(0, 25, 10)])  # the same batches, by hand
+    assert out.device == CPU and torch.equal(out, z)
+    assert _times(to_calls, x) == 1 and not [c for c in to_calls if c.ndim and len(c) == 10]
+    to_calls.clear()
+    loss, acc = train.evaluate(model, x, y)
+    assert [_times(to_calls, t) for t in (x, y)] == [1, 1]
+    with torch.no_grad():
+        z = model(x)
+    assert (loss, acc) == (float(torch.nn.functional.cross_entropy(z, y)), float((z.argmax(1) == y).float().mean()))
+
+
+def test_cached_model_comes_on_config_device_loaded_or_trained(tmp_path, monkeypatch):
+    """A teacher comes on kdlib.config.device() whether it was trained now or loaded ('meta' here: a
+    device other than the one it was built and saved on), and its checkpoint holds CPU tensors."""
+    monkeypatch.setenv("KDLIB_CHECKPOINTS", str(tmp_path))
+    monkeypatch.setattr(kdlib.config, "device", lambda which=None: torch.device("meta" if which is None else which))
+
+    def train_fn(m):
+        with torch.no_grad():
+            m.weight.fill_(2.0)
+    for loaded in (False, True):
+        model, info = checkpoint.cached_model("dev", {"seed": 0}, lambda: torch.nn.Linear(2, 2), train_fn)
+        assert info["loaded"] is loaded and {p.device.type for p in model.parameters()} == {"meta"}
+    payload = torch.load(info["path"], weights_only=True)  # no map_location: the tensors are on the CPU
+    assert {v.device.type for v in payload["state_dict"].values()} == {"cpu"}
+    assert torch.all(payload["state_dict"]["weight"] == 2.0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_on_a_gpu_fit_trains_there_and_results_come_back_to_the_cpu(tmp_path):
+    """With a GPU the default is the GPU: fit leaves the model there, predictions come back on the CPU
+    (equal to a CPU run's in float64: 1e-9 relative, as tests/test_fast_stacked.py explains), an
+    optimizer's state follows its model to the GPU, and a checkpoint saved there loads on a CPU."""
+    gpu = kdlib.config.device()
+    assert gpu.type == "cuda" and gpu.index is not None
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 1, 28, 28, dtype=torch.float64, generator=g), torch.randint(0, 10, (64,), generator=g)
+    runs = []
+    for device in ("cpu", None):
+        torch.manual_seed(0)
+        model = models.StudentNet().double()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        train.fit(model, opt, train.Batches(x, y, batch_size=16, generator=torch.Generator().manual_seed(1),
+                                            device=device), (x, y), epochs=2, desc=None)
+        runs.append((model, opt))
+    (on_cpu, opt_cpu), (on_gpu, _) = runs
+    assert next(on_gpu.parameters()).device == gpu and next(on_cpu.parameters()).device == CPU
+    a, b = train.predict_logits(on_cpu, x), train.predict_logits(on_gpu, x)
+    assert b.device == CPU and torch.allclose(a, b, rtol=1e-9, atol=1e-9)
+    train.fit(on_cpu, opt_cpu, train.Batches(x, y, batch_size=16), epochs=1, desc=None)  # state made on the CPU
+    assert next(on_cpu.parameters()).device == gpu
+    assert all(s["exp_avg"].device == gpu for s in opt_cpu.state.values())
+    path = checkpoint.save(tmp_path / "m.pt", on_gpu, {"seed": 0})
+    assert {v.device.type for v in torch.load(path, weights_only=True)["state_dict"].values()} == {"cpu"}

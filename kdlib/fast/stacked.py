@@ -17,6 +17,9 @@ the sum of the K models' own losses, and each model's weights get the gradient o
 
 A teacher that must run on every batch (its dropout on: :mod:`kdlib.as_written`) runs instead
 once per epoch and model over the whole training set, in order (``targets``).
+
+The one device rule of :mod:`kdlib.train` holds here too: the run is on the Batches' device
+(:func:`kdlib.config.device` by default), where the models, ``targets`` and the data are moved once.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ import torch
 from torch.func import functional_call, vmap
 from tqdm.auto import tqdm
 
-from ..train import cross_entropy, evaluate
+from ..train import _on, _score, cross_entropy
 from .conv import WindowConv2d
 from .threads import auto_threads, torch_threads
 
@@ -51,10 +54,14 @@ def fit_stacked(models: list, make_optimizer, trains: list, val=None, *, epochs:
     it runs once per epoch, a draw that scores all K.
     In each history ``train_acc``, ``val_loss`` and ``val_acc`` are the model's own; ``train_loss``
     is the mean over the models that share its loss (computed as one) and ``seconds`` the stacked
-    epoch's time. The models are updated in place.
+    epoch's time. The models are updated in place, on the Batches' device, where they stay.
     """
     k = len(models)
     loss_fns = _checked(models, trains, val, epochs, loss_fn, early_stopping)
+    device = trains[0].device
+    for m in (*models, *([targets] if targets is not None else [])):
+        m.to(device)
+    val = None if val is None else _on(device, *val)
     run = _StackedRun(models, make_optimizer, trains, loss_fns, targets)
     hists = [{key: [] for key in ("train_loss", "train_acc", "val_loss", "val_acc", "seconds")} for _ in models]
     active = list(range(k))
@@ -71,7 +78,7 @@ def fit_stacked(models: list, make_optimizer, trains: list, val=None, *, epochs:
                 h["train_loss"].append(float(losses[run.group_of[i]]) / n)
                 h["train_acc"].append(float(correct[i]) / n)
                 if val is not None:
-                    for key, value in zip(("val_loss", "val_acc"), evaluate(models[i], *val_data, loss_fn=loss_fns[i])):
+                    for key, value in zip(("val_loss", "val_acc"), _score(models[i], *val_data[:2], val_data[2:], loss_fns[i])):
                         h[key].append(value)
                 h["seconds"].append(seconds)
                 if early_stopping is not None and early_stopping[i].step(h["val_loss"][-1], models[i], epoch):
@@ -104,6 +111,8 @@ def _checked(models, trains, val, epochs, loss_fn, early_stopping) -> list:
         raise ValueError("models with buffers (e.g. BatchNorm) cannot be stacked here")
     if len({(len(t.tensors[0]), t.batch_size) for t in trains}) > 1:
         raise ValueError("every model's Batches must hold the same number of rows and batch size")
+    if len({t.device for t in trains}) > 1:
+        raise ValueError(f"every model's Batches must be on one device, got {sorted({str(t.device) for t in trains})}")
     tensors = trains[0].tensors
     if any(len(t.tensors) != len(tensors) or any(a is not b for a, b in zip(t.tensors, tensors)) for t in trains):
         raise ValueError("every model's Batches must hold the same tensors (the same rows, its own order)")
@@ -122,16 +131,16 @@ class _StackedRun:
         opt = make_optimizer(list(self.params.values()))
         self.scheduler = opt if isinstance(opt, torch.optim.lr_scheduler.LRScheduler) else None
         self.optimizer = self.scheduler.optimizer if self.scheduler else opt
-        base = models[0]
+        base, self.device = models[0], trains[0].device
         self.prepare, self.forward = _bmm_forward(base) or (lambda x: x, vmap(lambda p, x: functional_call(base, p, (x,))))
         groups = {}  # loss object -> (loss, the models that use it)
         for i, fn in enumerate(loss_fns):
             groups.setdefault(id(fn), (fn, []))[1].append(i)
         # (loss, how to select its models' rows: a slice (a view) for consecutive models, else an index)
         self.groups = [(fn, slice(rows[0], rows[-1] + 1) if rows == list(range(rows[0], rows[-1] + 1))
-                        else torch.tensor(rows), len(rows)) for fn, rows in groups.values()]
+                        else torch.tensor(rows, device=self.device), len(rows)) for fn, rows in groups.values()]
         self.group_of = {i: g for g, (_, rows) in enumerate(groups.values()) for i in rows}
-        tensors = trains[0].tensors
+        tensors = trains[0].on_device()  # moved once, for the K models
         data, self.given = (tensors[:-1], tensors[-1]) if targets is not None else (tensors, None)
         self.data = (self.prepare(data[0]), *data[1:])
         self.threads = torch.get_num_threads()  # the caller's count, for the targets module
@@ -146,13 +155,14 @@ class _StackedRun:
         """One pass: each model's batches in its own order. Returns the summed loss of each group,
         each model's correct count and the number of rows per model."""
         self.models[0].train()
-        orders = torch.stack([t.order() for t in self.trains])  # each model's own order, as alone
+        dev = self.device
+        orders = torch.stack([t.order() for t in self.trains]).to(dev)  # each model's own order, as alone
         if self.targets is not None:  # a new draw of the teacher's outputs for every row, per model
             # (a model that stopped early keeps its last draw: its steps are thrown away)
             self.per_model = torch.stack([self.draw(self.given) if i in active else self.per_model[i]
                                           for i in range(len(self.models))])
-        totals = torch.zeros(len(self.groups), dtype=torch.float64)
-        correct = torch.zeros(len(self.models), dtype=torch.long)
+        totals = torch.zeros(len(self.groups), dtype=torch.float64, device=dev)
+        correct = torch.zeros(len(self.models), dtype=torch.long, device=dev)
         batch_size = self.trains[0].batch_size
         for first in range(0, len(self.data[0]), batch_size):
             idx = orders[:, first:first + batch_size]  # (K, B): one gather for the K batches
@@ -160,7 +170,7 @@ class _StackedRun:
             bar.update()
         if self.scheduler is not None:
             self.scheduler.step()
-        return totals, correct, orders.shape[1]
+        return totals.cpu(), correct.cpu(), orders.shape[1]  # one copy per epoch
 
     def step(self, idx: torch.Tensor, correct: torch.Tensor) -> torch.Tensor:
         """One optimizer step of the K models on their rows ``idx`` (K, B); returns each group's
@@ -168,9 +178,9 @@ class _StackedRun:
         flat = idx.flatten()  # index_select: 2x faster than t[idx] here
         xb, yb, *extra = (t.index_select(0, flat).view(*idx.shape, *t.shape[1:]) for t in self.data)
         if self.targets is not None:
-            extra.append(self.per_model[torch.arange(len(idx))[:, None], idx])
+            extra.append(self.per_model[torch.arange(len(idx), device=idx.device)[:, None], idx])
         logits = self.forward(self.params, xb)
-        loss, totals = 0, torch.zeros(len(self.groups), dtype=torch.float64)
+        loss, totals = 0, torch.zeros(len(self.groups), dtype=torch.float64, device=idx.device)
         for g, (fn, sel, n_models) in enumerate(self.groups):
             z, y, *e = (a[sel].flatten(0, 1) for a in (logits, yb, *extra))
             part = fn(z, y, *e)
