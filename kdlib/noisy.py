@@ -43,6 +43,10 @@ def expected_noisy_loss(student_logits: torch.Tensor, teacher_logits: torch.Tens
 
 # ---- The expected update: plain SGD against Adam ------------------------------------------------
 
+SCALAR_DEMO = dict(z=5.0, lr=0.01, steps=300)  # the one-parameter student of notebook 05, section 2
+MEAN_UPDATE = dict(steps=10, batch_size=128, seed=0)  # the real student's short runs (mean_update)
+
+
 def _optimizer(name: str, params, lr: float):
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr)
@@ -51,21 +55,21 @@ def _optimizer(name: str, params, lr: float):
     raise ValueError(f"optimizer must be 'sgd' or 'adam', got {name!r}")
 
 
-def scalar_demo(optimizer: str, sigma: float, fraction: float, z: float = 5.0, lr: float = 0.01,
-                steps: int = 300, repeats: int = 4000, seed: int = 0) -> torch.Tensor:
+def scalar_demo(optimizer: str, sigma: float, fraction: float, repeats: int = 4000, steps: int | None = None):
     """``repeats`` independent one-parameter students s (all from 0) regressing to a noisy teacher
     logit z(1 + xi) (eq. 3 with one logit): ``steps`` steps of ``optimizer`` ("sgd" or "adam") on
-    1/2 (s - z(1 + xi))^2, fresh noise on each. Returns the final s of every repeat.
+    1/2 (s - z(1 + xi))^2, fresh noise on each (z, lr and the default steps: :data:`SCALAR_DEMO`).
+    Returns the final s of every repeat.
 
     One tensor holds all repeats: both optimizers act elementwise, so summing the repeats' losses
     trains each repeat as its own run. Under SGD E[s] does not depend on sigma (the step is linear in
     the target); under Adam it does (the step is divided by a running RMS that the noise inflates).
     """
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(0)
     s = torch.zeros(repeats, 1, dtype=torch.float64, requires_grad=True)
-    opt = _optimizer(optimizer, [s], lr)
-    target = torch.full((repeats, 1), z, dtype=torch.float64)
-    for _ in range(steps):
+    opt = _optimizer(optimizer, [s], SCALAR_DEMO["lr"])
+    target = torch.full((repeats, 1), SCALAR_DEMO["z"], dtype=torch.float64)
+    for _ in range(steps or SCALAR_DEMO["steps"]):
         loss = 0.5 * (s - perturb_logits(target, sigma, fraction, gen)).pow(2).sum()
         opt.zero_grad()
         loss.backward()
@@ -73,25 +77,26 @@ def scalar_demo(optimizer: str, sigma: float, fraction: float, z: float = 5.0, l
     return s.detach().squeeze(1)
 
 
-def mean_update(make_model, x: torch.Tensor, v: torch.Tensor, optimizer: str, lr: float,
-                sigma: float, fraction: float, steps: int = 10, repeats: int = 8,
-                batch_size: int = 128, seed: int = 0) -> dict:
+def mean_update(make_model, data: tuple, optimizer: tuple, noise: tuple, repeats: int = 8) -> dict:
     """How far a real student moves, on average over noise draws, along the clean teacher's path.
 
-    Each repeat starts from the same weights (``make_model()`` after seeding with ``seed``) and
-    takes ``steps`` steps of ``optimizer`` on the same batches of ``x`` (with teacher logits ``v``),
-    with fresh noise (``sigma``, ``fraction``) per repeat. ``ratio`` is
+    ``data = (x, v)``: images and teacher logits; ``optimizer = (name, lr)``; ``noise = (sigma,
+    fraction)``. Each repeat starts from the same weights (``make_model()`` after seeding) and takes
+    the same few steps on the same batches (:data:`MEAN_UPDATE`) with fresh noise. ``ratio`` is
     <mean displacement, clean displacement> / |clean displacement|^2: 1 means the average noisy
     run goes as far as the clean run; ``se`` is its standard error over the repeats.
     """
+    (x, v), (name, lr), (sigma, fraction) = data, optimizer, noise
+    steps, bs, seed = MEAN_UPDATE["steps"], MEAN_UPDATE["batch_size"], MEAN_UPDATE["seed"]
+
     def displacement(noise_seed, sig):
         torch.manual_seed(seed)
         model = make_model()
         start = torch.nn.utils.parameters_to_vector(model.parameters()).detach().clone()
-        opt = _optimizer(optimizer, model.parameters(), lr)
+        opt = _optimizer(name, model.parameters(), lr)
         loss_fn = noisy_teacher_loss(sig, fraction, torch.Generator().manual_seed(noise_seed))
         for k in range(steps):
-            i = slice((k * batch_size) % len(x), (k * batch_size) % len(x) + batch_size)
+            i = slice((k * bs) % len(x), (k * bs) % len(x) + bs)
             loss = loss_fn(model(x[i]), None, v[i])
             opt.zero_grad()
             loss.backward()
@@ -121,7 +126,7 @@ _CPU = {**_PAPER, "cifar10": _CPU_RGB, "svhn": _CPU_RGB}  # MNIST keeps the pape
 
 
 @dataclass(frozen=True)
-class TeacherSettings:
+class DatasetTeacherSettings:
     """How a dataset's teacher is trained: Adam (``lr``), cosine-annealed over ``epochs``, batch
     ``batch_size``, random flips when ``flip``; these settings (with the data's) name its checkpoint."""
     model: str
@@ -141,7 +146,7 @@ class Settings:
     size: str
     n_val: int
     subset: int | None  # fast mode: the first 2,000 images of each split
-    teacher: TeacherSettings
+    teacher: DatasetTeacherSettings
     student: str
     student_kwargs: dict = field(default_factory=dict)
     student_epochs: int = 10
@@ -166,7 +171,7 @@ def settings(dataset: str, size: str = "cpu") -> Settings:
         t_epochs, s_epochs, s_subset = (20, 30, None) if mnist else (60, 40, None)
     else:
         t_epochs, s_epochs, s_subset = (4, 10, 10000) if mnist else (5, 10, 10000)
-    teacher = TeacherSettings(
+    teacher = DatasetTeacherSettings(
         model=nets["teacher"][0], model_kwargs=nets["teacher"][1], epochs=config.pick(t_epochs, 1),
         lr=2e-3 if nets["teacher"][0] == "SmallVGG" else 1e-3, batch_size=64 if mnist else 128,
         flip=dataset == "cifar10", bf16=config.bf16())
@@ -211,7 +216,6 @@ def dataset_teacher(s: Settings, d: dict | None = None, progress: bool = True):
                                 augment=random_flip if t.flip else None)
         hist = train.fit(model, sched, batches, dd["val"], epochs=t.epochs,
                          desc=f"{s.dataset} teacher" if progress else None)
-        model.cpu()
         return {"history": hist, "test_acc": train.evaluate(model, *dd["test"])[1]}
 
     model, info = checkpoint.cached_model(f"noisy-teacher-{s.dataset}", _teacher_key(s),
@@ -219,35 +223,91 @@ def dataset_teacher(s: Settings, d: dict | None = None, progress: bool = True):
     return model.to(config.device()), info
 
 
-def train_noisy_student(s: Settings, train_data: tuple, seed: int, sigma: float | None = None,
-                        fraction: float = 1.0, dropout: float = 0.0, lr: float | None = None,
-                        T: float | None = None, progress: bool = True):
-    """Train ``s``'s student from scratch on :func:`kdlib.config.device` and return it in eval mode.
+NOISE_SEED_BASE = 1_000_003  # noise generators are seeded apart from the batches' (seed_everything)
 
-    ``train_data`` is ``(x, y, teacher_logits)``. ``sigma=None``: the student alone, cross-entropy
-    on the labels, or, with ``T``, Hinton's soft targets at temperature ``T`` (T^2 KL, no labels:
-    the loss whose T -> infinity limit is logit regression, notebook 04). Otherwise logit regression
-    to the teacher (eq. 1) with noise ``sigma`` on a ``fraction`` of each batch (eq. 3); ``sigma=0``
-    is the clean teacher. ``dropout`` puts noise in the student instead. Adam (``lr``, default the
-    first of ``s.student_lrs``), cosine-annealed over ``s.student_epochs``, no early stop.
-    """
+
+def noise_generator(seed: int) -> torch.Generator:
+    """The generator of student ``seed``'s noisy teacher: its own, so the noise draws never move the
+    batch order, which ``seed_everything(seed)`` fixes for every loss (a pair shares weights and batches)."""
+    return torch.Generator().manual_seed(NOISE_SEED_BASE + seed)
+
+
+LOSSES = ("labels", "KD", "L2")
+
+
+@dataclass(frozen=True)
+class Student:
+    """One student of notebook 05: ``loss`` "labels" (cross-entropy: the student alone), "KD"
+    (Hinton's soft targets at ``T``, T^2 KL, no labels: the loss whose T -> infinity limit is
+    logit regression, notebook 04) or "L2" (logit regression to the teacher, eq. 1, with noise
+    ``sigma`` on a ``fraction`` of each batch, eq. 3; sigma 0: the clean teacher); ``dropout``
+    after each hidden layer of the student; Adam at ``lr``."""
+    loss: str
+    lr: float
+    T: float | None = None
+    sigma: float = 0.0
+    fraction: float = 0.0
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if (self.loss == "KD") != (self.T is not None) or (self.T is not None and not self.T > 0):
+            raise ValueError(f"T must be a number > 0 for loss 'KD' and None otherwise, got {self.T!r}")
+        check_noise(self.sigma, self.fraction)
+
+    def loss_fn(self, seed: int):
+        """``loss_fn(z, y, v)`` for :func:`kdlib.train.fit`; the noise from :func:`noise_generator`."""
+        if self.loss == "labels":
+            return train.cross_entropy
+        if self.loss == "KD":
+            return lambda z, y, v: soft_target_loss(z, v, self.T)
+        return noisy_teacher_loss(self.sigma, self.fraction, noise_generator(seed))
+
+    def __str__(self):
+        what = "labels" if self.loss == "labels" else f"KD, T={self.T:g}" if self.loss == "KD" else "L2, clean"
+        if self.loss == "L2" and self.sigma and self.fraction:
+            what = f"L2, sigma {self.sigma:g} (var {self.sigma ** 2:.3g}), fraction {self.fraction:g}"
+        return what + (f", dropout {self.dropout:g}" if self.dropout else "")
+
+
+def train_student(s: Settings, loss_fn, train_data: tuple, seed: int, lr: float, dropout: float = 0.0):
+    """``s``'s student, trained from scratch with ``loss_fn(z, y, v)`` on ``train_data = (x, y,
+    teacher_logits)``: Adam (``lr``), cosine-annealed over ``s.student_epochs``, batch
+    ``s.student_batch``, no early stop; ``dropout`` in the student. The same ``seed`` gives the same
+    initial weights and batches whatever the loss. Returns the model in eval mode."""
     gen = seed_everything(seed)
-    lr = lr or s.student_lrs[0]
     model = build(s.student, s.student_kwargs, dropout=dropout).to(config.device())
     if _is_conv(model):
         model.to(memory_format=torch.channels_last)
-    if sigma is not None:
-        loss_fn, what = noisy_teacher_loss(sigma, fraction, gen), f"sigma={sigma:g} fraction={fraction:g}"
-    elif T is not None:
-        loss_fn, what = (lambda z, y, v: soft_target_loss(z, v, T)), f"KD T={T:g}"
-    else:
-        loss_fn, what = train.cross_entropy, "alone"
     opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=s.student_epochs)
     train.fit(model, sched, train.Batches(*train_data, batch_size=s.student_batch, generator=gen),
-              epochs=s.student_epochs, loss_fn=loss_fn,
-              desc=f"student {what} lr={lr:g} dropout={dropout:g} seed {seed}" if progress else None)
+              epochs=s.student_epochs, loss_fn=loss_fn)
     return model.eval()
+
+
+def student_data(s: Settings, d: dict, teacher: torch.nn.Module) -> dict:
+    """``d`` with its training split cut to the first ``s.student_subset`` images and joined by the
+    frozen teacher's logits, computed once: ``train = (x, y, v)``, ``val`` and ``test`` as in ``d``."""
+    x, y = d["train"]
+    if s.student_subset:
+        x, y = x[: s.student_subset], y[: s.student_subset]
+    return {"train": (x, y, train.predict_logits(teacher, x)), "val": d["val"], "test": d["test"]}
+
+
+def score(s: Settings, data: dict, student: Student, seed: int, split: str) -> dict:
+    """Train ``student`` with ``seed`` on ``data["train"]`` (:func:`student_data`) and score it on
+    ``data[split]`` ("val" while tuning, "test" to report); prints one line. Returns ``{"student",
+    "seed", "split", "acc", "seconds"}``."""
+    if split not in ("val", "test"):
+        raise ValueError(f"split must be 'val' or 'test', got {split!r}")
+    t = time.perf_counter()
+    model = train_student(s, student.loss_fn(seed), data["train"], seed, student.lr, student.dropout)
+    r = dict(student=student, seed=seed, split=split, acc=train.evaluate(model, *data[split])[1],
+             seconds=time.perf_counter() - t)
+    print(f"  {s.dataset} seed {seed}, {student}, lr {student.lr:g}: {split} {r['acc']:.4f} ({r['seconds']:.0f} s)")
+    return r
 
 
 # ---- Grid search that does not stop at an edge ------------------------------------------------
@@ -270,9 +330,9 @@ def lr_above(lr: float) -> float | None:
 def search(run, values, below=None, above=None, known: dict | None = None, max_extra: int = 3) -> dict:
     """Grid search on validation that extends its grid until the best value is inside it.
 
-    ``run(value)`` trains one student and returns its record (with ``val_acc``); every value of
+    ``run(value)`` trains one student and returns its record (with ``acc``, on validation); every value of
     ``values`` is run; ``known`` maps values already run (e.g. sigma = 0, the clean teacher) to their
-    records. While the best value (highest ``val_acc``, the smallest of equals) is the smallest
+    records. While the best value (highest ``acc``, the smallest of equals) is the smallest
     (largest) value tried and ``below(value)`` (``above(value)``) gives a further one, that value is
     run too, at most ``max_extra`` times. Returns ``best`` (the value), ``records`` (value -> record)
     and ``edge``: None when the best is inside the grid, else "lower" or "upper" (the grid could
@@ -286,7 +346,7 @@ def search(run, values, below=None, above=None, known: dict | None = None, max_e
             recs[v] = run(v)
 
     def best_value():
-        return max(sorted(recs), key=lambda v: recs[v]["val_acc"])
+        return max(sorted(recs), key=lambda v: recs[v]["acc"])
 
     for _ in range(max_extra):
         lo, hi, best = min(recs), max(recs), best_value()
@@ -304,146 +364,66 @@ def search(run, values, below=None, above=None, known: dict | None = None, max_e
     return dict(best=best, records=dict(sorted(recs.items())), edge=edge)
 
 
-# ---- Notebook 05's protocol -------------------------------------------------------------------
+# ---- Notebook 05's grids -----------------------------------------------------------------------
 
 PAPER_FRACTION = {"mnist": 0.15, "svhn": 0.15, "cifar10": 0.5}  # the paper's alpha, section 3
-# Adam's average step under noise is a fraction of the clean one (0.74 at sigma 1 in notebook 05's
-# measurement): each sigma is also tried at this multiple of the clean teacher's learning rate (the
-# ladder's next step, 3x, was far worse than the chosen rate for the clean teacher on both datasets).
+# Adam's average step under noise is a fraction of the clean one (notebook 05, section 2, measures it
+# at the fraction used): the noisy teachers (and the dropout students) also try this multiple of the
+# clean teacher's learning rate, at the largest value of their grid (the ladder's next step, 3x, was
+# far worse than the chosen rate for the clean teacher on both datasets).
 NOISY_LR_FACTOR = 1.5
-KEY_STUDENTS = ("alone", "clean teacher", "KD", "noisy teacher", "dropout student")
+T_MAX = 64.0  # the KD grid's upper end: at large T soft targets approach logit regression (notebook 04)
 
 
 @dataclass(frozen=True)
 class Grids:
-    """The grids notebook 05 searches on validation with the tuning seed (see :func:`search`).
-
-    ``sigmas`` at the paper's fraction, at the learning rate chosen at the largest of them from two
-    (the clean teacher's and :data:`NOISY_LR_FACTOR` times it: Adam's step shrinks as the noise
-    grows, section 2 of the notebook); then
-    ``fractions`` at the best sigma; ``dropouts`` in the student (clean teacher); ``temperatures``
-    for Hinton's soft targets (then their learning rate). Small on purpose: notebook 05 must fit
-    its CPU budget with five report seeds. sigma = 0, fraction = 0 and dropout = 0 are the clean teacher.
-    """
+    """The grids notebook 05 searches on validation with the tuning seed (see :func:`search`):
+    ``sigmas`` at the paper's fraction, ``fractions`` at the best sigma, ``dropouts`` in the student
+    (clean teacher), ``temperatures`` for Hinton's soft targets (extended up to :data:`T_MAX`);
+    the sigma and dropout grids run at one learning rate, chosen at their largest value from
+    ``lr_factors`` times the clean teacher's.
+    Small on purpose: notebook 05 must fit its CPU budget with five report seeds. sigma = 0,
+    fraction = 0 and dropout = 0 are the clean teacher."""
     sigmas: tuple = (0.1, 0.3, 1.0)
     fractions: tuple = (0.15, 0.5, 1.0)
-    dropouts: tuple = (0.1,)
+    dropouts: tuple = (0.1, 0.3)
     temperatures: tuple = (2.0, 4.0)
+    lr_factors: tuple = (1.0, NOISY_LR_FACTOR)  # multiples of the clean teacher's lr, tried at a grid's top
     max_extra: int = 3
 
 
 def grids() -> Grids:
     """Full grids, or one or two values each in fast mode (no extensions)."""
     if config.fast_mode():
-        return Grids(sigmas=(0.25, 1.0), fractions=(1.0,), dropouts=(0.2,), temperatures=(4.0,), max_extra=0)
+        return Grids(sigmas=(0.25, 1.0), fractions=(1.0,), dropouts=(0.2,), temperatures=(4.0,), lr_factors=(1.0,),
+                     max_extra=0)
     return Grids()
 
 
-def _best_above_zero(found: dict) -> float:
-    """The best value of a :func:`search` other than 0 (the clean teacher): the best noisy setting,
-    even where the clean teacher beat every one (the smallest of equals)."""
+def halve(v: float) -> float | None:
+    """The grid step below ``v`` for sigma and dropout: v / 2, then 0 (the clean teacher)."""
+    return v / 2 if v > 0.05 else 0.0
+
+
+def T_below(T: float) -> float | None:
+    """The KD grid's step below ``T``: T / 2 down to 1 (the plain softmax)."""
+    return T / 2 if T > 1 else None
+
+
+def T_above(T: float) -> float | None:
+    """The KD grid's step above ``T``: 2 T up to :data:`T_MAX`."""
+    return 2 * T if T < T_MAX else None
+
+
+def best_record(found: dict, above_zero: bool = False) -> dict:
+    """The record of a :func:`search`'s best value; with ``above_zero``, the best value other than 0
+    (the clean teacher): the best noisy setting, even where the clean teacher beat every one."""
     recs = found["records"]
-    return max(sorted(v for v in recs if v > 0), key=lambda v: recs[v]["val_acc"])
+    if not above_zero:
+        return recs[found["best"]]
+    return recs[max(sorted(v for v in recs if v > 0), key=lambda v: recs[v]["acc"])]
 
 
-def experiment(s: Settings, g: Grids, tune_seed: int, report_seeds, d: dict | None = None,
-               progress: bool = True, log=print) -> dict:
-    """Notebook 05's protocol on one dataset.
-
-    1. Tuning, with ``tune_seed`` only, every choice on the validation split (:func:`search`):
-       the learning rate of the student alone and of the clean teacher (logit regression, sigma 0);
-       Hinton's soft targets: T over ``g.temperatures`` at the alone student's learning rate, then
-       the learning rate at the best T; sigma at the paper's fraction
-       (:data:`PAPER_FRACTION`), at the learning rate chosen at the largest sigma from the clean
-       teacher's and :data:`NOISY_LR_FACTOR` times it; the fraction at the best sigma; the student's dropout rate (clean teacher).
-    2. Reporting, with ``report_seeds`` (fresh: none of them tuned anything): the five key students
-       (:data:`KEY_STUDENTS`) with the chosen settings, scored on the test set.
-    Tuning runs are scored on validation only (``test_acc`` None), report runs on test only.
-    Returns the teacher's scores, the searches, the chosen records, the key students' test
-    accuracies per report seed (``key``) and one record per run (``runs``).
-    """
-    if tune_seed in report_seeds:
-        raise ValueError(f"report_seeds must not hold the tuning seed {tune_seed}, got {list(report_seeds)}")
-    if len(report_seeds) < 2:
-        raise ValueError(f"report_seeds needs at least 2 seeds for a paired interval, got {list(report_seeds)}")
-    start = time.perf_counter()
-    d = d or load_data(s)
-    teacher, tinfo = dataset_teacher(s, d, progress)
-    x_tr, y_tr = d["train"]
-    if s.student_subset:
-        x_tr, y_tr = x_tr[: s.student_subset], y_tr[: s.student_subset]
-    v_tr = train.predict_logits(teacher, x_tr)  # once: the teacher is frozen
-    out = dict(dataset=s.dataset, size=s.size, n_train=len(y_tr), n_val=len(d["val"][1]), teacher_info=tinfo,
-               teacher_val=train.evaluate(teacher, *d["val"])[1],
-               teacher_test=train.evaluate(teacher, *d["test"])[1], runs=[],
-               paper_fraction=PAPER_FRACTION[s.dataset], tune_seed=tune_seed, report_seeds=list(report_seeds))
-    log(f"{s.dataset} teacher {s.teacher.model}: val {out['teacher_val']:.4f}, test "
-        f"{out['teacher_test']:.4f} ({'loaded' if tinfo['loaded'] else 'trained'}); students learn "
-        f"from {len(y_tr)} training images")
-
-    def run(stage, seed, lr, sigma=None, fraction=0.0, dropout=0.0, T=None):
-        t = time.perf_counter()
-        m = train_noisy_student(s, (x_tr, y_tr, v_tr), seed, sigma, fraction, dropout, lr, T, progress)
-        report = stage.startswith("report")  # tuning runs are scored on validation only, reports on test only
-        split = "test" if report else "val"
-        acc = train.evaluate(m, *d[split])[1]
-        r = dict(stage=stage, seed=seed, sigma=sigma, fraction=fraction, dropout=dropout, T=T, lr=lr,
-                 val_acc=None if report else acc, test_acc=acc if report else None,
-                 seconds=time.perf_counter() - t)
-        out["runs"].append(r)
-        what = ("labels" if sigma is None and T is None else f"KD T {T:g}" if T is not None
-                else f"sigma {sigma:g} fraction {fraction:g}")
-        log(f"  {stage:13s} seed {seed} {what} dropout {dropout:g} lr {lr:g}: "
-            f"{split} {acc:.4f} ({r['seconds']:.0f} s)")
-        return r
-
-    seed, lrs, extra = tune_seed, s.student_lrs, g.max_extra
-    found = {}
-
-    def lr_search(stage, **kw):
-        return search(lambda lr: run(stage, seed, lr, **kw), lrs, lr_below, lr_above, max_extra=extra)
-
-    found["alone"] = lr_search("alone")
-    found["clean teacher"] = lr_search("clean teacher", sigma=0.0)
-    clean = found["clean teacher"]["records"][found["clean teacher"]["best"]]
-    lr_alone = found["alone"]["best"]  # KD's loss has cross-entropy's scale: T at its rate, then the rate
-    found["T"] = search(lambda T: run("KD T grid", seed, lr_alone, T=T), g.temperatures,
-                        lambda T: T / 2 if T > 1 else None, lambda T: 2 * T if T < 16 else None, max_extra=extra)
-    best_T = found["T"]["best"]
-    found["KD"] = search(lambda lr: run("KD lr grid", seed, lr, T=best_T), [], lr_below, lr_above,
-                         known={lr_alone: found["T"]["records"][best_T]}, max_extra=extra)
-    f0 = PAPER_FRACTION[s.dataset]
-    # the noisy teachers' learning rate: the clean teacher's or NOISY_LR_FACTOR times it, chosen at
-    # the grid's largest sigma (where Adam's step shrinks most), then used for every sigma
-    top = max(g.sigmas)
-    by_sigma = {top: [run("sigma grid", seed, lr, top, f0)
-                      for lr in ([clean["lr"], NOISY_LR_FACTOR * clean["lr"]] if extra else [clean["lr"]])]}
-    at_top = max(by_sigma[top], key=lambda r: r["val_acc"])
-
-    def sigma_run(sigma):
-        by_sigma[sigma] = [run("sigma grid", seed, at_top["lr"], sigma, f0)]
-        return by_sigma[sigma][0]
-
-    found["sigma"] = search(sigma_run, [v for v in g.sigmas if v != top], lambda v: v / 2 if v > 0.05 else 0.0,
-                            lambda v: 2 * v, known={0.0: clean, top: at_top}, max_extra=extra)
-    best_sigma = _best_above_zero(found["sigma"])  # the best noisy one
-    at = found["sigma"]["records"][best_sigma]
-    found["fraction"] = search(lambda f: run("fraction grid", seed, at["lr"], best_sigma, f),
-                               [f for f in g.fractions if f != f0], None, None,
-                               known={0.0: clean, f0: at}, max_extra=0)
-    best_fraction = _best_above_zero(found["fraction"])
-    found["dropout"] = search(lambda p: run("dropout grid", seed, clean["lr"], 0.0, 0.0, p), g.dropouts,
-                              lambda v: v / 2 if v > 0.05 else 0.0, lambda v: v + 0.2 if v < 0.7 else None,
-                              known={0.0: clean}, max_extra=extra)
-    best_dropout = _best_above_zero(found["dropout"])
-    chosen = {"alone": found["alone"]["records"][lr_alone], "clean teacher": clean,
-              "KD": found["KD"]["records"][found["KD"]["best"]],
-              "noisy teacher": found["fraction"]["records"][best_fraction],
-              "dropout student": found["dropout"]["records"][best_dropout]}
-    out.update(searches=found, sigma_lrs=by_sigma, chosen=chosen, key={k: [] for k in chosen})
-    for seed in report_seeds:
-        for k, c in chosen.items():
-            r = run(f"report: {k}", seed, c["lr"], c["sigma"], c["fraction"], c["dropout"], c["T"])
-            out["key"][k].append(r["test_acc"])
-    out["seconds"] = time.perf_counter() - start
-    return out
+def better(*records: dict) -> dict:
+    """The record with the highest ``acc`` (the first of equals)."""
+    return max(records, key=lambda r: r["acc"])

@@ -44,9 +44,7 @@ MAX_LINES, MAX_PARAMS = 60, 6
 # epochs, the loss, early stopping and the progress bar's label, as pytorch/examples' loops do.
 PARAM_EXCEPTIONS = {"train.fit", "fast.stacked.fit_stacked"}
 # Left for the rewrite of notebooks 05 and 06 (issue 22, item 5; see the issue's notes).
-NOT_YET = {"noisy.scalar_demo", "noisy.mean_update", "noisy.train_noisy_student", "noisy.experiment",
-           "noisy.run",
-           "homework.hw2.check_perturb_logits", "homework.hw2.check_training_step"}
+NOT_YET = {"homework.hw2.check_perturb_logits", "homework.hw2.check_training_step"}
 
 
 def _functions():

@@ -6,6 +6,7 @@ import torch
 import kdlib
 from kdlib import augment, models, noisy, train
 from kdlib.losses import logit_regression_loss
+from kdlib.noisy import Student
 
 
 @pytest.mark.parametrize("make, params, shape", [
@@ -104,62 +105,115 @@ def test_train_student_regresses_to_the_teacher(real_data):
     v = train.predict_logits(models.LeNetMNIST(), x) * 5  # any fixed targets will do
     untrained = logit_regression_loss(train.predict_logits(noisy.build(s.student, s.student_kwargs), x), v)
     for sigma in (0.0, 0.5):
-        m = noisy.train_noisy_student(s, (x, y, v), seed=0, sigma=sigma, fraction=0.5, progress=False)
+        st = Student("L2", 1e-3, sigma=sigma, fraction=0.5)
+        m = noisy.train_student(s, st.loss_fn(0), (x, y, v), 0, st.lr)
         assert logit_regression_loss(train.predict_logits(m, x), v) < 0.5 * untrained
-    m1 = noisy.train_noisy_student(s, (x, y, v), seed=3, sigma=0.5, fraction=0.5, progress=False)
-    m2 = noisy.train_noisy_student(s, (x, y, v), seed=3, sigma=0.5, fraction=0.5, progress=False)
+    st = Student("L2", 1e-3, sigma=0.5, fraction=0.5)
+    m1, m2 = (noisy.train_student(s, st.loss_fn(3), (x, y, v), 3, st.lr) for _ in range(2))
     assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
-    alone = noisy.train_noisy_student(s, (x, y, v), seed=0, sigma=None, progress=False)  # labels only
+    alone = noisy.train_student(s, Student("labels", 1e-3).loss_fn(0), (x, y, v), 0, 1e-3)
     assert train.evaluate(alone, x, y)[1] > 0.5
-    kd = noisy.train_noisy_student(s, (x, y, v), seed=0, T=4.0, progress=False)  # soft targets, no labels
+    kd = noisy.train_student(s, Student("KD", 1e-3, T=4.0).loss_fn(0), (x, y, v), 0, 1e-3)  # no labels
     agree = lambda m: float((train.predict_logits(m, x).argmax(1) == v.argmax(1)).float().mean())
     assert agree(kd) > 0.5 > agree(noisy.build(s.student, s.student_kwargs))
 
 
-def test_experiment_protocol_and_teacher_checkpoint(real_data, tmp_path, monkeypatch):
+def test_a_seed_fixes_weights_and_batches_for_every_loss(monkeypatch):
+    """Issue 27: the noise has its own generator, so a noisy student, a dropout student, KD and the
+    student alone with one seed start from the same weights and see the same batches in every epoch
+    (before, the noise drew from the batches' generator and moved the order from epoch 2 on)."""
+    seen = []
+
+    def spy(model, optimizer, batches, val=None, *, epochs, loss_fn, **kw):
+        start = [p.detach().clone() for p in model.parameters()]
+        order = []
+        for _ in range(epochs):
+            for xb, yb, vb in batches:
+                loss_fn(model(xb), yb, vb)  # draws the noise, as a training step would
+                order.append(yb.clone())
+        seen.append((start, order))
+
+    monkeypatch.setattr(train, "fit", spy)
+    s = replace(_tiny(), student_epochs=3, student_batch=16)
+    g = torch.Generator().manual_seed(0)
+    x, y, v = torch.randn(64, 1, 28, 28, generator=g), torch.arange(64) % 10, torch.randn(64, 10, generator=g)
+    students = [Student("labels", 1e-3), Student("KD", 1e-3, T=4.0), Student("L2", 1e-3),
+                Student("L2", 3e-3, sigma=1.0, fraction=0.5), Student("L2", 1e-3, dropout=0.3)]
+    for st in students:
+        noisy.train_student(s, st.loss_fn(3), (x, y, v), 3, st.lr, st.dropout)
+    noisy.train_student(s, students[3].loss_fn(4), (x, y, v), 4, 1e-3)  # another seed
+    (w0, order0), other = seen[0], seen[-1]
+    assert len(order0) == 3 * 4
+    for w, order in seen[1:-1]:
+        assert all(torch.equal(a, b) for a, b in zip(w0, w)) and all(torch.equal(a, b) for a, b in zip(order0, order))
+    assert not torch.equal(w0[0], other[0][0]) and not all(torch.equal(a, b) for a, b in zip(order0, other[1]))
+
+
+def test_noise_generator_is_its_own_and_repeatable():
+    z, v = torch.zeros(8, 10), torch.randn(8, 10)
+    st = Student("L2", 1e-3, sigma=0.5, fraction=1.0)
+    assert st.loss_fn(3)(z, None, v) == st.loss_fn(3)(z, None, v)
+    assert st.loss_fn(3)(z, None, v) != st.loss_fn(4)(z, None, v)
+    before = torch.random.get_rng_state()
+    kdlib.seed_everything(3)
+    batches = torch.random.get_rng_state()
+    st.loss_fn(3)(z, None, v)
+    assert torch.equal(torch.random.get_rng_state(), batches)  # the global generator is not touched
+    assert not torch.equal(before, batches)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(loss="hinton", lr=1e-3), "loss must be one of"), (dict(loss="KD", lr=1e-3), "T must be"),
+    (dict(loss="labels", lr=1e-3, T=2.0), "T must be"), (dict(loss="KD", lr=1e-3, T=0.0), "T must be"),
+    (dict(loss="L2", lr=1e-3, sigma=-1.0), "sigma must"), (dict(loss="L2", lr=1e-3, fraction=2.0), "fraction must")])
+def test_student_settings_are_checked(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Student(**kwargs)
+
+
+def test_student_names():
+    assert str(Student("labels", 1e-3)) == "labels" and str(Student("KD", 1e-3, T=4.0)) == "KD, T=4"
+    assert str(Student("L2", 1e-3)) == "L2, clean" and str(Student("L2", 1e-3, dropout=0.1)) == "L2, clean, dropout 0.1"
+    assert str(Student("L2", 1e-3, sigma=0.1, fraction=0.5)) == "L2, sigma 0.1 (var 0.01), fraction 0.5"
+
+
+def test_score_trains_and_scores_one_split(real_data, capsys):
+    s = _tiny()
+    d = noisy.load_data(s)
+    teacher = models.LeNetMNIST().eval()
+    data = noisy.student_data(replace(s, student_subset=200), d, teacher)
+    assert len(data["train"]) == 3 and len(data["train"][0]) == 200 and data["val"] is d["val"]
+    assert torch.equal(data["train"][2], train.predict_logits(teacher, d["train"][0][:200]))
+    r = noisy.score(s, data, Student("labels", 1e-3), 1, "val")
+    m = noisy.train_student(s, train.cross_entropy, data["train"], 1, 1e-3)
+    assert r["acc"] == train.evaluate(m, *d["val"])[1] and r["split"] == "val" and r["seed"] == 1
+    assert capsys.readouterr().out.count("\n") == 1  # one line per student
+    with pytest.raises(ValueError, match="split must be"):
+        noisy.score(s, data, Student("labels", 1e-3), 1, "train")
+
+
+def test_dataset_teacher_checkpoint(real_data, tmp_path, monkeypatch):
     monkeypatch.setenv("KDLIB_CHECKPOINTS", str(tmp_path))
-    s = replace(_tiny("cifar10"), student_epochs=1, student_lrs=(1e-3, 3e-3))
-    g = noisy.Grids(sigmas=(0.2, 0.8), fractions=(0.25, 1.0), dropouts=(0.5,), temperatures=(4.0,), max_extra=1)
-    with pytest.raises(ValueError, match="must not hold the tuning seed"):
-        noisy.experiment(s, g, tune_seed=0, report_seeds=[0, 1])
-    res = noisy.experiment(s, g, tune_seed=0, report_seeds=[1, 2], progress=False, log=lambda *a: None)
-    runs = res["runs"]
-    tuning, report = [r for r in runs if r["seed"] == 0], [r for r in runs if r["seed"] != 0]
-    assert all(not r["stage"].startswith("report") for r in tuning)
-    assert [r["stage"] for r in report] == [f"report: {k}" for k in noisy.KEY_STUDENTS] * 2
-    for k in ("alone", "clean teacher"):  # learning rates chosen on validation, extended at an edge
-        found = res["searches"][k]
-        tried = sorted(found["records"])
-        assert set(s.student_lrs) <= set(tried)
-        assert found["best"] == max(tried, key=lambda lr: found["records"][lr]["val_acc"])
-        assert len(tried) == 3  # a 2-point grid's best is at an edge: one extension, the way of the best
-        assert (tried[0] < 1e-3) == (found["records"][1e-3]["val_acc"] >= found["records"][3e-3]["val_acc"])
-    assert sorted(res["searches"]["T"]["records"]) == [2.0, 4.0]  # T=4 run, then one extension below
-    assert all(r["lr"] == res["chosen"]["alone"]["lr"] for r in res["searches"]["T"]["records"].values())
-    kd = res["searches"]["KD"]  # KD's learning rate: the alone student's, then one step away
-    assert len(kd["records"]) == 2 and res["chosen"]["alone"]["lr"] in kd["records"]
-    assert {r["T"] for r in kd["records"].values()} == {res["searches"]["T"]["best"]}
-    clean = res["chosen"]["clean teacher"]
-    assert res["searches"]["sigma"]["records"][0.0] is clean  # sigma 0 is the clean teacher, not re-run
-    by_sigma = res["sigma_lrs"]  # two learning rates at the largest sigma, the better one for the others
-    assert [r["lr"] for r in by_sigma[0.8]] == [clean["lr"], noisy.NOISY_LR_FACTOR * clean["lr"]]
-    noisy_lr = max(by_sigma[0.8], key=lambda r: r["val_acc"])["lr"]
-    assert res["searches"]["sigma"]["records"][0.8]["lr"] == noisy_lr
-    assert all([r["lr"] for r in rs] == [noisy_lr] for sg, rs in by_sigma.items() if sg != 0.8)
-    assert 0.2 in by_sigma and all(r["fraction"] == noisy.PAPER_FRACTION["cifar10"] for rs in by_sigma.values() for r in rs)
-    noisy_pick = res["chosen"]["noisy teacher"]
-    assert noisy_pick["sigma"] > 0 and noisy_pick["fraction"] > 0
-    for k, c in res["chosen"].items():  # the report seeds repeat the chosen settings
-        rs = [r for r in report if r["stage"] == f"report: {k}"]
-        assert [(r["lr"], r["sigma"], r["fraction"], r["dropout"], r["T"]) for r in rs] == \
-            [(c["lr"], c["sigma"], c["fraction"], c["dropout"], c["T"])] * 2
-        assert res["key"][k] == [r["test_acc"] for r in rs]
-    assert not res["teacher_info"]["loaded"] and len(list(tmp_path.glob("noisy-teacher-cifar10-*.pt"))) == 1
-    _, info = noisy.dataset_teacher(s)  # second call: from the checkpoint
+    s = replace(_tiny("cifar10"), subset=200)
+    _, info = noisy.dataset_teacher(s, progress=False)
+    assert not info["loaded"] and len(list(tmp_path.glob("noisy-teacher-cifar10-*.pt"))) == 1
+    _, info = noisy.dataset_teacher(s, progress=False)  # second call: from the checkpoint
     assert info["loaded"]
     s2 = replace(s, teacher=replace(s.teacher, epochs=2))
     _, info2 = noisy.dataset_teacher(s2, progress=False)  # other settings: another file, the first kept
     assert not info2["loaded"] and len(list(tmp_path.glob("noisy-teacher-cifar10-*.pt"))) == 2
+
+
+def test_grid_steps_and_choices():
+    assert noisy.halve(0.4) == 0.2 and noisy.halve(0.05) == 0.0
+    assert noisy.T_below(2.0) == 1.0 and noisy.T_below(1.0) is None
+    assert noisy.T_above(32.0) == 64.0 and noisy.T_above(noisy.T_MAX) is None
+    recs = {0.0: {"acc": 0.9}, 0.1: {"acc": 0.8}, 0.3: {"acc": 0.85}}
+    found = {"records": recs, "best": 0.0}
+    assert noisy.best_record(found) is recs[0.0] and noisy.best_record(found, above_zero=True) is recs[0.3]
+    a, b = {"acc": 0.5}, {"acc": 0.5}
+    assert noisy.better(a, b) is a and noisy.better(a, {"acc": 0.6})["acc"] == 0.6
+    assert noisy.grids().lr_factors[0] == 1.0
 
 
 # ---- grid search, and the expected update under SGD and Adam --------------------------------
@@ -169,14 +223,14 @@ def test_search_extends_the_grid_until_the_best_is_inside():
 
     def run(v):
         calls.append(v)
-        return {"val_acc": -(v - 0.4) ** 2}
+        return {"acc": -(v - 0.4) ** 2}
     found = noisy.search(run, [0.1, 0.2], below=lambda v: v / 2, above=lambda v: 2 * v)
     assert calls == [0.1, 0.2, 0.4, 0.8] and found["best"] == 0.4 and found["edge"] is None
     calls.clear()
     found = noisy.search(run, [0.1, 0.2], above=lambda v: 2 * v, max_extra=1)  # not allowed far enough
     assert calls == [0.1, 0.2, 0.4] and found["best"] == 0.4 and found["edge"] == "upper"
     calls.clear()
-    known = {0.0: {"val_acc": 1.0}}  # a known point (the clean teacher) that beats the grid: no extension
+    known = {0.0: {"acc": 1.0}}  # a known point (the clean teacher) that beats the grid: no extension
     found = noisy.search(run, [0.1, 0.2], below=lambda v: 0.0, known=known)
     assert calls == [0.1, 0.2] and found["best"] == 0.0 and found["edge"] == "lower"
     assert found["records"][0.0] is known[0.0]
@@ -191,8 +245,8 @@ def test_learning_rate_ladder():
 
 def test_expected_update_sgd_unchanged_adam_shrinks():
     """The issue's one-parameter check: E[s] is the same for every sigma under SGD, not under Adam."""
-    sgd = {sg: noisy.scalar_demo("sgd", sg, 0.5, steps=100, repeats=2000) for sg in (0.0, 1.0)}
-    adam = {sg: noisy.scalar_demo("adam", sg, 0.5, steps=100, repeats=2000) for sg in (0.0, 1.0)}
+    sgd = {sg: noisy.scalar_demo("sgd", sg, 0.5, repeats=2000, steps=100) for sg in (0.0, 1.0)}
+    adam = {sg: noisy.scalar_demo("adam", sg, 0.5, repeats=2000, steps=100) for sg in (0.0, 1.0)}
     se = float(sgd[1.0].std()) / 2000 ** 0.5
     assert abs(float(sgd[1.0].mean()) - float(sgd[0.0].mean())) < 4 * se
     assert float(sgd[0.0].mean()) == pytest.approx(5 * (1 - 0.99 ** 100), rel=1e-9)  # s_k = z (1 - (1 - lr)^k)
@@ -201,17 +255,19 @@ def test_expected_update_sgd_unchanged_adam_shrinks():
         noisy.scalar_demo("rmsprop", 0.5, 0.5)
 
 
-def test_mean_update_of_a_real_model():
+def test_mean_update_of_a_real_model(monkeypatch):
     """A linear student: under SGD the mean displacement is the clean one (the step is linear in the
     noise), so the ratio is 1 within its error; under Adam it is clearly below 1."""
     torch.manual_seed(0)
     x, v = torch.randn(256, 20), 4 * torch.randn(256, 10)
     make = lambda: torch.nn.Linear(20, 10)
-    sgd = noisy.mean_update(make, x, v, "sgd", 0.05, sigma=1.0, fraction=1.0, steps=6, repeats=64, batch_size=64)
-    adam = noisy.mean_update(make, x, v, "adam", 0.01, sigma=1.0, fraction=1.0, steps=6, repeats=64, batch_size=64)
+    monkeypatch.setitem(noisy.MEAN_UPDATE, "steps", 6)
+    monkeypatch.setitem(noisy.MEAN_UPDATE, "batch_size", 64)
+    sgd = noisy.mean_update(make, (x, v), ("sgd", 0.05), (1.0, 1.0), repeats=64)
+    adam = noisy.mean_update(make, (x, v), ("adam", 0.01), (1.0, 1.0), repeats=64)
     assert abs(sgd["ratio"] - 1) < 4 * sgd["se"] + 1e-6
     assert adam["ratio"] < 1 - 4 * adam["se"]
-    clean = noisy.mean_update(make, x, v, "adam", 0.01, sigma=0.0, fraction=1.0, steps=6, repeats=2, batch_size=64)
+    clean = noisy.mean_update(make, (x, v), ("adam", 0.01), (0.0, 1.0), repeats=2)
     assert clean["ratio"] == pytest.approx(1.0)
 
 
