@@ -209,6 +209,10 @@ display(Markdown(
     f"teacher's soft targets carry enough; it cannot add capacity that a student lacks."))
 
 # %% [markdown]
+# Notebook 07 (*when distillation helps*) puts this to the test across student sizes, from 16 to 1,200
+# units per hidden layer, on paired seeds.
+
+# %% [markdown]
 # ## Training and validation curves (the seed's figures)
 # One seed per student (the first) for the validation curves and the training accuracy; the training
 # loss is the mean over the seeds of a loss (the recipe computes their loss as one). The
