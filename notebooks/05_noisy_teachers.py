@@ -375,11 +375,11 @@ COMPARISONS = [("noisy teacher", EQUAL_LR), ("noisy teacher", "clean teacher"), 
 # of `MIN_GAIN` points, and **underpowered** when it holds 0 and that gain alike
 # (`kdlib.stats.claim_verdict`).
 #
-# **The threshold, per dataset** (our choice, fixed before the run): a gain worth the name removes a
-# noticeable share of the student's errors. On MNIST the students make about 2% errors, so
-# **0.2 points** is a tenth of them; on CIFAR-10 they make about 36%, and a tenth (3.6 points) would
-# call large gains "not supported", so we take **1 point** (about 3% of its errors), which also sits
-# above CIFAR-10's binomial test-set noise on 10,000 images (about 0.5 points per accuracy).
+# **The threshold, per dataset** (our choice, fixed before this run from the previous one): a gain worth
+# the name removes a noticeable share of the student's errors. On MNIST the students get about 2 images
+# in 100 wrong, so **0.2 points** is a tenth of their errors. On CIFAR-10 they get about a third wrong;
+# a tenth of that would call large gains "not supported", so we take **1 point** (a few percent of its
+# errors), which also sits above CIFAR-10's binomial test-set noise of about half a point per accuracy.
 #
 # **Multiplicity.** Each dataset gets 7 comparisons, 14 in all. At 95% each, about one in twenty
 # intervals misses its true value by chance, so among 14 one "supported" verdict that clears 0 by a
