@@ -165,6 +165,13 @@ def side(ci):
     return "above 0" if ci["low"] > 0 else "below 0" if ci["high"] < 0 else "holds 0"
 
 
+def edge(chosen):
+    """A sentence on the chosen temperatures ``{name: T}`` at an edge of T_GRID (or "")."""
+    ends = [f"{k} (T = {T:g})" for k, T in chosen.items() if T in (min(T_GRID), max(T_GRID))]
+    return (f" The validation choice fell on an edge of the grid {T_GRID} for {', '.join(ends)}: the best T "
+            "may lie outside the grid." if ends else "")
+
+
 # %% [markdown]
 # ## 1 · Capacity: which students gain?
 # Five students, 784-$u$-$u$-10 with $u$ = 16, 64, 300, 800 and 1200 units per hidden layer (the
@@ -259,10 +266,12 @@ display(Markdown(
     f"**Capacity, verdict.** Alone, the students that fit their training images (training accuracy at least "
     f"{FITS:.1%}, mean of the seeds): {sizes(fitting)}. Distillation gave a supported gain "
     f"(interval above 0) at {sizes(helped)}; it made the student worse beyond seed noise at {sizes(hurt)}. "
-    f"This is {hyp}. The largest mean gain: {max(SIZES, key=lambda u: cap[u]['mean'])} units "
+    f"This is {hyp}. The largest mean difference (alone minus distilled): "
+    f"{max(SIZES, key=lambda u: cap[u]['mean'])} units "
     f"({interval(cap[max(SIZES, key=lambda u: cap[u]['mean'])])} test errors); our teacher makes "
     f"{teacher_errors}. Notebook 06 found {NB06['gain_800']:+.1f} errors for the 800-800 student after "
-    f"{NB06['epochs']} epochs at T = {NB06['T']} (this run: {EPOCHS} epochs, T chosen on validation)."))
+    f"{NB06['epochs']} epochs at T = {NB06['T']} (this run: {EPOCHS} epochs, T chosen on validation)."
+    + edge({f"{u} units": best_T[u] for u in SIZES})))
 
 # %% [markdown]
 # ## 2 · Transfer-set size: less data, more gain?
@@ -348,8 +357,20 @@ f3 = PAPER_SPEECH_FRACTION
 hard100, hard3, soft3 = (PAPER_SPEECH[k][1] for k in names)
 paper_share = (soft3 - hard3) / (hard100 - hard3)
 a100, a3, d3 = np.mean(errs2(1, "alone")), np.mean(errs2(f3, "alone")), np.mean(errs2(f3, "distilled"))
-our_share = (a3 - d3) / (a3 - a100) if a3 != a100 else float("nan")
+our_share = (a3 - d3) / (a3 - a100) if a3 > a100 else float("nan")
 order = [data_gain[f]["mean"] for f in ALL]
+
+
+def recovered(share):
+    """Our share of the errors lost to the smaller share that distillation won back, in words."""
+    if not np.isfinite(share):
+        return "the smaller share cost the student alone no errors, so there was nothing to recover."
+    if share < 0:
+        return (f"distillation recovered none of the errors that the smaller share cost; it added more, "
+                f"{-share:.0%} as many again.")
+    return f"distillation recovered **{share:.0%}** of the errors that the smaller share cost."
+
+
 display(Markdown(
     f"**Transfer-set size, verdict.** The gain from distillation, alone minus distilled test errors (mean "
     f"[95% CI]): " + "; ".join(f"{f:.0%} of the data {interval(data_gain[f])} ({data_gain[f]['verdict']})" for f in ALL)
@@ -361,8 +382,8 @@ display(Markdown(
     f"{hard3:.1%} test frame accuracy, the soft-target one {soft3:.1%}, the full-data one {hard100:.1%}: soft "
     f"targets recovered {paper_share:.0%} of the accuracy lost by using {f3:.0%} of the data. Ours, with "
     f"{f3:.0%} of MNIST's training split ({shares[f3][0]} images): alone {a3:.1f} test errors, distilled "
-    f"{d3:.1f}, alone on all the data {a100:.1f}: distillation recovered **{our_share:.0%}** of the errors "
-    f"that the smaller share cost. Alone on {f3:.0%}, the student got {acc2(f3, 'alone'):.2%} of its own "
+    f"{d3:.1f}, alone on all the data {a100:.1f}: " + recovered(our_share)
+    + f" Alone on {f3:.0%}, the student got {acc2(f3, 'alone'):.2%} of its own "
     f"training images right and {1 - a3 / N_TEST:.2%} of the test images (the paper's 3% model: "
     f"{PAPER_SPEECH['hard targets, 3% of the data'][0]:.1%} and {hard3:.1%}). The gaps: speech frames with "
     f"thousands of classes against ten digits, a network of {PAPER_SPEECH_PARAMS / 1e6:.0f}M parameters against "
@@ -460,14 +481,16 @@ for name, q in quick.items():
 display(Markdown("\n".join(rows)))
 display(Markdown(
     f"**Label-smoothed teacher, verdict.** The two teachers make {quick['plain']['errors']} (plain) and "
-    f"{quick['label-smoothed']['errors']} (smoothed, eps = {when.LABEL_SMOOTHING:g}) test errors of {N_TEST}. "
-    f"Distilled from the smoothed teacher, the 300-300 student makes {interval(worse)} more test errors than "
-    f"distilled from the plain one (mean [95% CI], paired by seed): Müller et al.'s claim (\"{MULLER_CLAIM}\") is "
+    f"{quick['label-smoothed']['errors']} (smoothed, eps = {when.LABEL_SMOOTHING:g}) test errors of {N_TEST}, "
+    f"{abs(quick['label-smoothed']['errors'] - quick['plain']['errors'])} apart (the comparison assumes them close). "
+    f"Test errors of the 300-300 student distilled from the smoothed teacher minus from the plain one (mean "
+    f"[95% CI], paired by seed; > 0: the smoothed teacher distils worse): {interval(worse)}; "
+    f"Müller et al.'s claim (\"{MULLER_CLAIM}\") is "
     f"**{worse['verdict']}** in our run. Against the student alone: plain teacher {interval(ls['plain'])} "
     f"({ls['plain']['verdict']}), smoothed teacher {interval(ls['label-smoothed'])} "
     f"({ls['label-smoothed']['verdict']}). "
     f"Their paper distilled a ResNet-56 into an AlexNet on CIFAR-10; we distil MLPs on MNIST, with teachers "
-    f"trained for a few epochs."))
+    f"trained for a few epochs." + edge({f"the {n} teacher's student": q["T"] for n, q in quick.items()})))
 
 # %% [markdown]
 # ## 4 · Fidelity against accuracy
@@ -518,10 +541,13 @@ display(Markdown(
     f"agreement with test accuracy is r = {r_all:.2f} (distilled students only: {r_dist:.2f}), that of log KL "
     f"with test accuracy {r_kl:.2f}: "
     + ("across sizes and data shares, the students that match their teacher better are the more accurate ones. "
-       if r_all > 0.5 and r_kl < -0.5 else "matching the teacher and accuracy go together only loosely here. ")
+       if r_all > 0.5 and r_kl < -0.5 else
+       "here the students that match their teacher better tend to be the *less* accurate ones. "
+       if r_all < -0.5 and r_kl > 0.5 else "matching the teacher and accuracy go together only loosely here. ")
     + f"Within a pair (same size, data and seed), distillation brought the "
-    f"student closer to its teacher (lower KL) in {len(closer)} of {len(pairs)} pairs, but in {len(no_better)} of "
-    f"those {len(closer)} the closer student made no fewer test errors. The closest match of all: "
+    f"student closer to its teacher (lower KL) in {len(closer)} of {len(pairs)} pairs"
+    + (f", but in {len(no_better)} of those {len(closer)} the closer student made no fewer test errors." if closer
+       else ".") + f" The closest match of all: "
     f"{best['agreement']:.2%} agreement ({best['kind']}, section {best['section']}, setting {best['setting']}, "
     f"{best['errors']} errors against its teacher's "
     f"{teacher_errors if best['section'] < 3 else quick[best['setting']]['errors']}): even the best student "
