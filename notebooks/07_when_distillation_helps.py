@@ -258,8 +258,9 @@ if helped and not against:
     hyp = ("**consistent with the hypothesis**: every size with a supported gain fits its training set alone"
            + (f"; but not every fitting size gained ({sizes(missing)} did not)" if missing else ""))
 elif against:
-    hyp = (f"**against the hypothesis**: sizes that do not fit their training set alone gained ({sizes(against)}): "
-           "there distillation did more than regularise")
+    hyp = (f"**against the hypothesis**: sizes that do not fit their training set alone gained ({sizes(against)}, "
+           f"training accuracy alone {', '.join(f'{fit_alone[u]:.2%}' for u in against)} against our threshold "
+           f"{FITS:.1%}): there distillation did more than regularise, unless the threshold is too strict")
 else:
     hyp = "**not tested**: no size showed a supported gain, so the run cannot tell regularisation from capacity"
 display(Markdown(
