@@ -87,12 +87,24 @@ def bf16(where=None) -> bool:
     return has and flag("KDLIB_BF16", default=True)
 
 
+def isa(flags) -> str:
+    """The vector instructions a timing depends on, from a CPU's /proc/cpuinfo ``flags``:
+    "AVX-512, bf16", "AVX-512, no bf16", "AVX2 only" or "no AVX2"."""
+    flags = set(flags)
+    bf16 = "bf16" if flags & {"avx512_bf16", "amx_bf16"} else "no bf16"
+    if "avx512f" in flags:
+        return f"AVX-512, {bf16}"
+    return "AVX2 only" if "avx2" in flags else "no AVX2"
+
+
 def cpu_name() -> str:
-    """The CPU's model name (Linux /proc/cpuinfo), else the platform's: timings say where they ran."""
+    """The CPU's model name and its vector instructions (Linux /proc/cpuinfo, e.g. "AMD EPYC (AVX2
+    only)"), else the platform's: timings say where they ran (our machines differ in AVX-512 and bf16)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        name = next(x.split(":", 1)[1].strip() for x in lines if x.startswith("model name"))
+        flags = next((x.split(":", 1)[1].split() for x in lines if x.startswith("flags")), None)
+        return f"{name} ({isa(flags)})" if flags is not None else name
+    except (OSError, StopIteration):
         pass
     return platform.processor() or platform.machine()

@@ -52,3 +52,15 @@ def test_bf16_on_a_gpu_asks_the_gpu(monkeypatch, gpu_2):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
     monkeypatch.setenv("KDLIB_BF16", "off")
     assert not config.bf16()
+
+
+def test_cpu_name_says_which_vector_instructions_a_timing_had():
+    """Timings name the CPU class: the project's machines differ in AVX-512 and bf16."""
+    from kdlib.config import isa
+    assert isa(["fpu", "avx2", "avx512f", "avx512_bf16"]) == "AVX-512, bf16"
+    assert isa(["avx2", "avx512f", "amx_bf16"]) == "AVX-512, bf16"
+    assert isa(["avx2", "avx512f"]) == "AVX-512, no bf16"
+    assert isa(["sse2", "avx2"]) == "AVX2 only"
+    assert isa(["sse2"]) == "no AVX2"
+    name = config.cpu_name()
+    assert name and ("(" not in name or name.endswith(")"))
