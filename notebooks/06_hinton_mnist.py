@@ -23,18 +23,19 @@
 # paper reports:
 #
 # - the student alone (labels only) makes about twice the teacher's test errors; the same student
-#   matching the teacher's **soft targets at $T=20$** makes almost as few as the teacher. It even
-#   learns what the teacher learned from the jittered images, though it never sees one;
+#   matching the teacher's **soft targets at $T=20$** makes almost as few as the teacher. The paper
+#   adds that it even learns what the teacher learned from the jittered images, though it never sees
+#   one (a claim we do not test: we have no shifted test images);
 # - the best temperature depends on the student's size;
-# - a student that **never sees a 3** still recognises most test 3s, once the bias of class 3 is
-#   corrected: it learned "3" only from how the teacher spreads its probability over the *other*
-#   digits. This is **dark knowledge**.
+# - a student that **never sees a 3** still recognises most test 3s, and almost all of them once the
+#   bias of class 3 is corrected: it learned "3" only from how much probability the teacher gives
+#   class 3 on images of *other* digits. This is **dark knowledge**.
 #
-# We rerun each of these on a CPU. **What we changed, plainly:** CPU-sized numbers of epochs (a budget
+# We rerun the rest on a CPU. **What we changed, plainly:** CPU-sized numbers of epochs (a budget
 # of about half an hour for the whole notebook; section 3 does not say how long the paper trained), Adam
 # with a cosine schedule (section 3 names no optimizer, learning rate or batch size), the 48,000-image
 # training split where the paper used all 60,000 (the other 12,000 images are a validation split,
-# which chooses every setting: temperatures and biases), and no weight constraint in the teacher
+# which chooses what we tune: section 3's temperature and the bias shifts), and no weight constraint in the teacher
 # (the paper's teacher used "dropout and weight-constraints"; we keep the dropout). The paper chose its
 # bias shifts on the test set; we choose on validation and read the test set only to report. Each
 # section says, from the run's numbers, where our results differ from the paper's. Every student is
@@ -332,12 +333,12 @@ fig.tight_layout()
 # ## 3 · Which temperature? Students with 300 and with 30 units per hidden layer
 # The paper: with 300 or more units per hidden layer all temperatures above 8 gave fairly similar
 # results; with 30 units, temperatures from 2.5 to 4 worked significantly better than higher or lower
-# ones. The paper's reasoning: a small student cannot match every detail of the teacher's logits, and
-# a moderate T lets it ignore the very negative ones (the least likely classes), which a high T would
-# make it match.
+# ones. The paper's suggestion (in its section on temperature, not shown there): a small student cannot match every
+# detail of the teacher's logits, and a moderate T lets it ignore the very negative ones (the least
+# likely classes), which a high T would make it match.
 #
-# We distil from the MLP teacher at each T of the grid (log-spaced, 1 to 40), with several seeds, and
-# also train each size alone (dotted line). **To save time these students train for fewer epochs
+# We distil from the MLP teacher at each T of the grid (from 1 to 40, denser at low T), with several
+# seeds, and also train each size alone (dotted line). **To save time these students train for fewer epochs
 # than section 2's** (printed above). The best T is **chosen on the validation split**; the test
 # errors are reported for that T. Rates (%) let validation (12,000 images) and test (10,000) share an
 # axis.
@@ -405,6 +406,7 @@ fig.tight_layout()
 # one difference even when all four are equal; its threshold is the spread that seed noise alone
 # stays below in 95% of runs, $q_{0.95}\,s/\sqrt{n}$ with $q$ the studentized range (Tukey's). A spread
 # below it means no difference larger than that was *detected*, not that the temperatures are equal.
+# We read the paper's "above 8" as the grid's T of 8 and more.
 
 # %%
 def pooled_sd(u):
@@ -529,7 +531,7 @@ display(Markdown(
     f"{PAPER['omit3_errors_on_3s']} on its {PAPER['omit3_test_threes']} 3s)."))
 
 # %% [markdown]
-# **The bias.** Most of those errors come from one number: the student's output bias for class 3 is
+# **The bias.** Most of its errors *on 3s* may come from one number: the student's output bias for class 3 is
 # too low, because every label it saw pushed class 3 down. Adding $\delta$ to that bias adds $\delta$ to
 # the 3-logit of every image (`models.shift_bias`). We choose $\delta$ on the **validation split** (its
 # 3s are the only ones any choice here sees) and then read the test set once.
@@ -549,7 +551,7 @@ display(Markdown(
     f"on 3s): it now gets **{1 - after['on_3s'] / n3:.1%} of the test 3s right**, a digit it has never seen."))
 
 # %% [markdown]
-# The test 3s whose prediction the bias change changed (raising the 3-logit can only turn a
+# The test 3s whose prediction the bias shift changed (raising the 3-logit can only turn a
 # prediction into a 3), with what the student called them before and after:
 
 # %%
