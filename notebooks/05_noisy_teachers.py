@@ -98,6 +98,9 @@ print(f"size: {SIZE}, device: {kdlib.config.device()}, {torch.get_num_threads()}
       f"fast mode: {kdlib.fast_mode()}, tuning seed {TUNE_SEED}, report seeds {REPORT_SEEDS}")
 print(GRIDS)
 announce("05")  # how long this notebook takes, and which teachers it trains first
+if kdlib.fast_mode():
+    display(Markdown("**Fast mode (`KDLIB_FAST=1`): few epochs on small subsets. The numbers below only show that "
+                     "every cell runs; they are not results.**"))
 
 # %% [markdown]
 # ## 1 · What the noise does to the targets

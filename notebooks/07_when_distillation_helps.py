@@ -20,8 +20,8 @@
 # 784-16-10 student gained nothing from its teacher; in notebook 06 the 784-800-800-10 student made
 # clearly fewer test errors when distilled; and in 06's temperature sweep the 30-unit student got
 # *worse* with distillation at most temperatures. So: **when does it pay to distil?** Four
-# questions, each with a published claim, our run on MNIST on a CPU, and a verdict with its paired
-# interval:
+# questions, three with a published claim and one our own hypothesis, each with our run on MNIST on a
+# CPU and a verdict with its paired interval:
 #
 # 1. **Capacity.** Students of five sizes, each alone and distilled. Our hypothesis from 03 and 06:
 #    distillation *regularises* a student that can overfit its training set; it cannot add capacity a
@@ -179,7 +179,9 @@ def edge(chosen):
 # is chosen on the validation split (one distilled student per T of the grid, tuning seed), then
 # every report seed trains the student alone and distilled at that T. Beside each pair's difference
 # we record how well the student fits its own training images: a student that fits them (almost)
-# perfectly alone can overfit, and that is where the hypothesis expects distillation to help.
+# perfectly alone can overfit, and that is where the hypothesis expects distillation to help. The fit
+# is measured after this notebook's few epochs, so it reflects the training budget as well as the
+# size: a student that does not fit here might with more epochs (06's 800-800 student does at 12).
 
 # %%
 start = time.perf_counter()
@@ -397,7 +399,10 @@ display(Markdown(
 # one-hot labels ($K$ = 10 classes). Müller et al.'s explanation of why such a teacher distils worse:
 # smoothing pulls the examples of each class into a tight cluster at the same distance from every
 # other class, so the teacher's wrong-class probabilities no longer say *which* other digit an image
-# resembles, the "dark knowledge" of notebook 06.
+# resembles, the "dark knowledge" of notebook 06. Two differences from their setting: our smoothed
+# teacher keeps its dropout and jitter (label smoothing is added, not substituted), and both quick
+# teachers train for only a few epochs, so they are not much better than a student alone; later work
+# has also reported that label-smoothed teachers distil well at low T, which is where this grid ends.
 #
 # We train two **quick teachers** (`when.quick_teacher`): notebook 06's teacher recipe for a few
 # epochs only (their training time is printed below), identical except that one learns from labels
@@ -501,7 +506,14 @@ display(Markdown(
 # the quick teacher in section 3; a student alone is compared with the teacher it could have had):
 # the **top-1 agreement** (the share of test images where both pick the same digit) and
 # $\mathrm{KL}(p\,\|\,q)$ at $T = 1$ (`when.teacher_student_kl`: the teacher's predictive
-# distribution against the student's, averaged over images).
+# distribution against the student's, averaged over images). Two cautions before reading the
+# figures. On MNIST a student that is right on most images agrees with a teacher that is right on
+# most images *by construction*, so agreement and accuracy move together across students of very
+# different sizes without telling us about fidelity as such; the images the teacher gets wrong and
+# the KL carry the comparison. And at T = 1 a distilled student is trained to lower exactly this KL
+# on its training images, so a lower test KL for the distilled student of a pair is expected. KLs to
+# two different teachers (section 3) are not on a common scale: a smoothed teacher's targets have
+# more entropy.
 
 # %%
 acc = np.array([1 - r["errors"] / N_TEST for r in STUDENTS])

@@ -145,14 +145,14 @@ def tiny_convnet(channels_last):
 def test_loop_precision_follows_kdlib_autocast(bench, monkeypatch, has_bf16):
     """bf16 exactly where train._runner trains under bf16 autocast: a channels_last convnet on
     bf16 hardware (config.bf16 is set here, so the test holds on any CPU)."""
-    monkeypatch.setattr(config, "bf16", lambda: has_bf16)
+    monkeypatch.setattr(config, "bf16", lambda *a: has_bf16)
     assert bench.loop_precision(tiny_convnet(True)) == ("bf16" if has_bf16 else "fp32")
     assert bench.loop_precision(tiny_convnet(False)) == "fp32"  # contiguous: no autocast
     assert bench.loop_precision(models.StudentNet()) == "fp32"  # no convolution
 
 
 def test_measure_puts_a_bf16_loop_against_the_bf16_rate(bench, monkeypatch):
-    monkeypatch.setattr(config, "bf16", lambda: True)
+    monkeypatch.setattr(config, "bf16", lambda *a: True)
     x, y = torch.randn(96, 2, 28, 28), torch.randint(0, 10, (96,))
     loop = bench.Loop("tiny conv", "00", lambda: (m := tiny_convnet(True), torch.optim.SGD(m.parameters(), lr=0.1)),
                       (x, y), 32)
