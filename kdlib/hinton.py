@@ -47,7 +47,9 @@ def teacher_settings() -> MLPTeacherSettings:
     return MLPTeacherSettings(epochs=config.pick(50, 1), subset=config.pick(None, 2000))
 
 
-def _train_teacher(model: torch.nn.Module, s: MLPTeacherSettings, desc: str | None) -> dict:
+def _train_teacher(model: torch.nn.Module, s, desc: str | None, loss_fn=train.cross_entropy) -> dict:
+    """Section 3's recipe with the settings ``s`` (seed, subset, lr, epochs, jitter, batch_size), on
+    ``loss_fn`` (labels; :mod:`kdlib.when`'s quick teacher passes smoothed labels)."""
     gen = seed_everything(s.seed)
     d = recipes.mnist_split(s.subset)
     opt = torch.optim.Adam(model.parameters(), lr=s.lr, fused=True)
@@ -55,7 +57,7 @@ def _train_teacher(model: torch.nn.Module, s: MLPTeacherSettings, desc: str | No
     shift = lambda xb, g: augment.jitter(xb, g, max_shift=s.jitter)  # noqa: E731
     hist = train.fit(model, sched, train.Batches(*d["train"], batch_size=s.batch_size, generator=gen,
                                                  augment=shift),
-                     d["val"], epochs=s.epochs, desc=desc)
+                     d["val"], epochs=s.epochs, loss_fn=loss_fn, desc=desc)
     x_te, y_te = d["test"]
     return {"history": hist, "test_errors": errors(model, x_te, y_te), "test_images": len(y_te)}
 

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from . import augment, checkpoint, config, hinton, losses, models, recipes, train
-from .repro import seed_everything
+from . import checkpoint, config, hinton, losses, models, train
 
 LABEL_SMOOTHING = 0.1  # the quick teacher's smoothing in notebook 07 (Szegedy et al. 2016's value)
 
@@ -113,16 +112,8 @@ def smoothed_cross_entropy(eps: float):
 
 
 def _train_quick_teacher(model: torch.nn.Module, s: QuickTeacherSettings, desc: str | None) -> dict:
-    gen = seed_everything(s.seed)
-    d = recipes.mnist_split(s.subset)
-    opt = torch.optim.Adam(model.parameters(), lr=s.lr, fused=True)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=s.epochs)
-    shift = lambda xb, g: augment.jitter(xb, g, max_shift=s.jitter)  # noqa: E731
-    batches = train.Batches(*d["train"], batch_size=s.batch_size, generator=gen, augment=shift)
-    hist = train.fit(model, sched, batches, d["val"], epochs=s.epochs,
-                     loss_fn=smoothed_cross_entropy(s.label_smoothing), desc=desc)
-    x_te, y_te = d["test"]
-    return {"history": hist, "test_errors": hinton.errors(model, x_te, y_te), "test_images": len(y_te)}
+    """Notebook 06's teacher recipe (:func:`kdlib.hinton._train_teacher`) on smoothed labels."""
+    return hinton._train_teacher(model, s, desc, smoothed_cross_entropy(s.label_smoothing))
 
 
 def quick_teacher(settings: QuickTeacherSettings | None = None, progress: bool = True):
