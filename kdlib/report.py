@@ -66,7 +66,7 @@ def plot_grids(res: dict):
     fig.suptitle(f"{res['dataset']}: seed-{res['tune_seed']} grids on validation (the teacher: "
                  f"{100 * res['teacher']['val']:.2f}% on validation)\nshaded: the clean teacher ± one "
                  f"binomial standard error ({noise:.2f} points)", fontsize=10)
-    fig.subplots_adjust(left=0.06, right=0.99, top=0.84, bottom=0.3, wspace=0.08)
+    fig.subplots_adjust(left=0.06, right=0.99, top=0.84, bottom=0.24, wspace=0.08)
     plt.show()
 
 
@@ -75,7 +75,7 @@ def plot_report(res: dict, names: dict):
     mean and 95% t interval. Unpaired bars: the paired table is the test."""
     keys = list(res["key"])
     acc = 100 * np.array([res["key"][k] for k in keys])   # students x seeds
-    fig, ax = plt.subplots(figsize=(10, 3.8))
+    fig, ax = plt.subplots(figsize=(10, 4.4))
     for j in range(acc.shape[1]):
         ax.plot(range(len(keys)), acc[:, j], "-", color="0.75", lw=0.8, zorder=1)
     ax.scatter(np.repeat(np.arange(len(keys)), acc.shape[1]), acc.flatten(), s=12, color="0.5", zorder=2,
@@ -85,9 +85,13 @@ def plot_report(res: dict, names: dict):
                 label="mean, 95% interval of one student (unpaired: the paired table is the test)")
     ax.set_xticks(range(len(keys)), [names[k] for k in keys], fontsize=8, rotation=12)
     ax.set_ylabel("test accuracy (%)")
+    teacher = 100 * res["teacher"]["test"]
+    where = "off this scale" if teacher > ax.get_ylim()[1] else "dashed"
+    if where == "dashed":
+        ax.axhline(teacher, color="k", ls="--", lw=0.8)
     ax.set_title(f"{res['dataset']}: key students on {len(res['report_seeds'])} fresh seeds "
-                 f"(the teacher's test accuracy, {100 * res['teacher']['test']:.2f}%, is off this scale)")
-    ax.legend(fontsize=8, loc="lower right")
+                 f"(the teacher's test accuracy, {teacher:.2f}%: {where})")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False)
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     plt.show()
