@@ -60,3 +60,18 @@ def claim_verdict(ci: dict, min_effect: float) -> str:
     if ci["high"] < 0:
         return "contradicted"
     return "not supported" if ci["high"] < min_effect else "underpowered"
+
+
+def errors_difference(wrong_a, wrong_b, z: float = 1.96) -> dict:
+    """Two models scored on the same test images (``wrong_a``, ``wrong_b``: one bool per image, True
+    where that model is wrong). Only the images exactly one gets wrong tell them apart (McNemar):
+    the difference of errors a - b = only_a - only_b, with the interval ± z sqrt(only_a + only_b)
+    (normal approximation; z = 1.96 for 95%)."""
+    a, b = np.asarray(wrong_a, dtype=bool), np.asarray(wrong_b, dtype=bool)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"wrong_a and wrong_b must be 1-D with one value per test image, got shapes "
+                         f"{a.shape} and {b.shape}")
+    only_a, only_b = int((a & ~b).sum()), int((b & ~a).sum())
+    half = z * np.sqrt(only_a + only_b)
+    return {"mean": float(only_a - only_b), "low": only_a - only_b - half, "high": only_a - only_b + half,
+            "only_a": only_a, "only_b": only_b}

@@ -177,12 +177,15 @@ def teacher_student_kl(teacher_logits: torch.Tensor, student_logits: torch.Tenso
 
 
 def fidelity(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, teacher_logits: torch.Tensor) -> dict:
-    """``model``'s ``errors`` on ``(x, y)``, its top-1 ``agreement`` with the teacher and
-    ``kl`` = KL(teacher || student) at T = 1, from one pass over ``x`` (``teacher_logits``: the
-    teacher's logits for the same rows)."""
+    """``model``'s ``errors`` on ``(x, y)``, its top-1 ``agreement`` with the teacher,
+    ``kl`` = KL(teacher || student) at T = 1, and ``copied``: on the rows the teacher gets wrong, the
+    share where the student picks the teacher's wrong class (agreement that accuracy cannot explain).
+    One pass over ``x`` (``teacher_logits``: the teacher's logits for the same rows)."""
     z = train.predict_logits(model, x)
+    wrong = teacher_logits.argmax(1) != y
+    copied = (z.argmax(1)[wrong] == teacher_logits.argmax(1)[wrong]).double().mean() if wrong.any() else torch.nan
     return {"errors": int((z.argmax(1) != y).sum()), "agreement": agreement(z, teacher_logits),
-            "kl": teacher_student_kl(teacher_logits, z)}
+            "kl": teacher_student_kl(teacher_logits, z), "copied": float(copied)}
 
 
 # ---- The soft targets, ranked (Müller et al. 2019, section 4) --------------------------------

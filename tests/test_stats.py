@@ -70,3 +70,15 @@ def test_claim_verdict_refuses_a_non_finite_interval_or_effect():
 def test_verdict_of_an_interval_holding_zero_prints_its_ends():
     text = stats.verdict({"low": -0.17, "high": 0.23})
     assert "[-0.17, +0.23]" in text and "underpowered" in text and "either way" not in text
+
+
+def test_errors_difference_counts_only_the_images_one_model_gets_wrong():
+    a = np.array([1, 1, 1, 0, 0, 1], dtype=bool)   # 4 errors
+    b = np.array([1, 0, 0, 1, 0, 1], dtype=bool)   # 3 errors; both wrong on images 0 and 5
+    d = stats.errors_difference(a, b)
+    assert (d["only_a"], d["only_b"], d["mean"]) == (2, 1, 1.0)
+    assert d["low"] == pytest.approx(1 - 1.96 * np.sqrt(3)) and d["high"] == pytest.approx(1 + 1.96 * np.sqrt(3))
+    same = stats.errors_difference(a, a)
+    assert (same["mean"], same["low"], same["high"]) == (0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="wrong_a and wrong_b"):
+        stats.errors_difference(a, b[:3])

@@ -219,6 +219,9 @@ def test_fidelity_of_a_model_from_one_pass():
     assert out["errors"] == hinton.errors(m, x, y) == 1
     assert out["agreement"] == 0.8
     assert out["kl"] == pytest.approx(when.teacher_student_kl(v, train.predict_logits(m, x)))
+    # the teacher is wrong on rows 2 (says 5) and 4 (says 3); the student copies row 4's mistake only
+    assert out["copied"] == 0.5
+    assert math.isnan(when.fidelity(m.eval(), x, v.argmax(1), v)["copied"])  # a teacher with no mistakes
 
 
 # ---- ranked soft targets ---------------------------------------------------------------------
