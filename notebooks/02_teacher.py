@@ -89,7 +89,7 @@ print(f"{len(order) // 64} steps by hand in {time.perf_counter() - start:.1f} s;
 gen = kdlib.seed_everything(0)
 same = models.TeacherNet()
 train.train_epoch(same, torch.optim.Adadelta(same.parameters(), lr=1.0),
-                  train.Batches(x_tr, y_tr, batch_size=64, generator=gen))
+                  train.Batches(x_tr, y_tr, batch_size=64, generator=gen, device="cpu"))  # the CPU, as the loop above
 diff = max((a - b).abs().max().item() for a, b in zip(net.state_dict().values(), same.state_dict().values()))
 print(f"largest weight difference to kdlib.train.train_epoch: {diff}")
 
@@ -214,7 +214,7 @@ bpath = kdlib.checkpoint.path_for("blog-teacher", bset)
 if bpath.exists():
     print(f"checkpoint found, it will be loaded: {bpath.name}")
 else:
-    probe = models.BlogTeacherNet().to(memory_format=torch.channels_last)
+    probe = models.BlogTeacherNet().to(kdlib.config.device(), memory_format=torch.channels_last)  # where Batches puts the data
     xb = recipes.mnist_full(20 * bset.batch_size)["train"]
     opt = torch.optim.Adam(probe.parameters(), lr=bset.lr, fused=True)
     batches = train.Batches(*xb, batch_size=bset.batch_size)

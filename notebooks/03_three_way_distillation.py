@@ -135,7 +135,7 @@ print(f"last batch loss {loss.item():.4f}; validation accuracy {train.evaluate(s
 gen = kdlib.seed_everything(0)
 same = models.StudentNet()
 opt2 = torch.optim.Adam(same.parameters(), lr=S.lr, fused=True)
-train.train_epoch(same, opt2, train.Batches(x_tr, y_tr, v_tr, batch_size=S.batch_size, generator=gen),
+train.train_epoch(same, opt2, train.Batches(x_tr, y_tr, v_tr, batch_size=S.batch_size, generator=gen, device="cpu"),
                   lambda z, y, v: distillation_loss(z, v, y, S.T, S.alpha))
 diff = max((a - b).abs().max().item() for a, b in zip(student.state_dict().values(), same.state_dict().values()))
 print(f"largest weight difference between the loop above and kdlib's: {diff}")

@@ -577,11 +577,12 @@ T = 2.0
 drop = [m.p for m in teacher.modules() if isinstance(m, nn.Dropout)]
 print(f"teacher dropout layers: p = {drop}")
 torch.manual_seed(0)
+x_dev = x_real.to(kdlib.config.device())  # where the teacher is (a GPU if there is one)
 with torch.no_grad():
     teacher.train()
-    p_train1, p_train2 = (losses.softmax_t(teacher(x_real), T) for _ in range(2))
+    p_train1, p_train2 = (losses.softmax_t(teacher(x_dev), T).cpu() for _ in range(2))
     teacher.eval()
-    p_eval1, p_eval2 = (losses.softmax_t(teacher(x_real), T) for _ in range(2))
+    p_eval1, p_eval2 = (losses.softmax_t(teacher(x_dev), T).cpu() for _ in range(2))
 
 
 def kl_rows(p, r):
