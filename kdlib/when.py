@@ -182,9 +182,10 @@ def fidelity(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, teacher_l
     share where the student picks the teacher's wrong class (agreement that accuracy cannot explain).
     One pass over ``x`` (``teacher_logits``: the teacher's logits for the same rows)."""
     z = train.predict_logits(model, x)
-    wrong = teacher_logits.argmax(1) != y
-    copied = (z.argmax(1)[wrong] == teacher_logits.argmax(1)[wrong]).double().mean() if wrong.any() else torch.nan
-    return {"errors": int((z.argmax(1) != y).sum()), "agreement": agreement(z, teacher_logits),
+    said, says = teacher_logits.argmax(1), z.argmax(1)
+    wrong = said != y
+    copied = (says[wrong] == said[wrong]).double().mean() if wrong.any() else torch.nan
+    return {"errors": int((says != y).sum()), "agreement": agreement(z, teacher_logits),
             "kl": teacher_student_kl(teacher_logits, z), "copied": float(copied)}
 
 
