@@ -84,3 +84,56 @@ def test_the_check_finds_a_stale_number():
     ])
     assert unbacked_numbers(nb) == [(2, "0.9911"), (2, "99.11"), (2, "9911")]
     assert measured_numbers("1,199,882 parameters, 97.96%, 12 seeds, 2016, $0.5$") == {"1199882", "97.96"}
+
+
+# ---- numbers one notebook quotes from another's saved run -------------------------------------
+
+def _constant(path: Path, name: str) -> dict:
+    """The dict literal ``name = dict(...)`` assigned in a code cell of notebook ``path``."""
+    import ast
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        for node in ast.parse(cell.source).body:
+            if (isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [name]
+                    and isinstance(node.value, ast.Call) and getattr(node.value.func, "id", "") == "dict"):
+                return {k.arg: ast.literal_eval(k.value) for k in node.value.keywords}
+    raise AssertionError(f"{path.name} has no code cell assigning {name} = dict(...)")
+
+
+def _outputs(path: Path) -> str:
+    nb = nbformat.read(path, as_version=4)
+    return " ".join(_searchable(nbformat.v4.new_notebook(cells=[c])) for c in nb.cells if c.cell_type == "code"
+                    ).replace(KDLIB, "")
+
+
+def quoted_run_mismatches(quoted: dict, outputs: str) -> list[str]:
+    """The strings that notebook 06's outputs print for ``quoted``'s 800-800 result and lack."""
+    want = [f"| alone | 146 | {quoted['alone']:.1f} |", f"| distilled (MLP teacher) | 74 | {quoted['distilled']:.1f} |",
+            f"mean **{quoted['gain']:+.1f}**, 95% CI [{quoted['low']:+.1f}, {quoted['high']:+.1f}]",
+            f"student epochs {quoted['epochs']},", f"| 800-800 distilled, T = {quoted['T']} | 74 | {quoted['distilled']:.1f} "]
+    if "cnn_gain" in quoted:  # the same student distilled from the CNN teacher (notebook 03 quotes it)
+        want.append(f"(CNN teacher, our substitution)**: per-seed differences")
+        want.append(f"mean **{quoted['cnn_gain']:+.1f}**, 95% CI [{quoted['cnn_low']:+.1f}, {quoted['cnn_high']:+.1f}]")
+    return [w for w in want if w not in outputs]
+
+
+@pytest.mark.parametrize("quoting, name", [("03", "SIX"), ("07", "NB06")])
+def test_quotes_of_06s_saved_run_are_as_it_is(quoting, name):
+    nbs = {p.stem[:2]: p for p in NOTEBOOKS}
+    quoted = _constant(nbs[quoting], name)
+    assert quoted_run_mismatches(quoted, _outputs(nbs["06"])) == [], (
+        f"notebook {quoting}'s {name} constant no longer matches notebook 06's saved outputs: update it to 06's run")
+
+
+def test_the_quote_check_finds_a_stale_quote():
+    good = ("| alone | 146 | 149.0 | 151 |\n| distilled (MLP teacher) | 74 | 126.0 | 129 |\n"
+            "mean **+23.0**, 95% CI [+11.6, +34.4]; student epochs 12, sweep epochs 8\n"
+            "| 800-800 distilled, T = 20 | 74 | 126.0 (mean of 3 seeds) |")
+    quoted = dict(alone=149.0, distilled=126.0, gain=23.0, low=11.6, high=34.4, epochs=12, T=20)
+    assert quoted_run_mismatches(quoted, good) == []
+    assert quoted_run_mismatches({**quoted, "gain": 19.0}, good) == ["mean **+19.0**, 95% CI [+11.6, +34.4]"]
+    cnn = dict(cnn_gain=7.3, cnn_low=3.5, cnn_high=11.1)
+    assert quoted_run_mismatches({**quoted, **cnn}, good + "\n**Alone minus distilled (CNN teacher, our substitution)**: "
+                                 "per-seed differences +7, +6, +9 errors; mean **+7.3**, 95% CI [+3.5, +11.1]") == []
+    assert len(quoted_run_mismatches({**quoted, **cnn}, good)) == 2
