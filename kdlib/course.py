@@ -108,7 +108,7 @@ def summary(notebook: str, times_file: Path | None = None) -> str:
     for mode in ("full", "fast"):
         rec = _recorded(times, name, mode)
         if rec:
-            lines.append(f"Recorded run time: {rec}.")
+            lines.append(f"Run time recorded before this run: {rec}.")
     if not _recorded(times, name, "full"):
         lines.append(f"No full-length time recorded for it here ({path} is missing or has none).")
     missing = missing_teachers(key)

@@ -372,14 +372,14 @@ PAPER_FRACTION = {"mnist": 0.15, "svhn": 0.15, "cifar10": 0.5}  # the paper's al
 # clean teacher's learning rate, at the largest value of their grid (the ladder's next step, 3x, was
 # far worse than the chosen rate for the clean teacher on both datasets).
 NOISY_LR_FACTOR = 1.5
-T_MAX = 64.0  # the KD grid's upper end: at large T soft targets approach logit regression (notebook 04)
+KD_T_TOP = 64.0  # the KD grid's upper end: at large T soft targets approach logit regression (notebook 04)
 
 
 @dataclass(frozen=True)
 class Grids:
     """The grids notebook 05 searches on validation with the tuning seed (see :func:`search`):
     ``sigmas`` at the paper's fraction, ``fractions`` at the best sigma, ``dropouts`` in the student
-    (clean teacher), ``temperatures`` for Hinton's soft targets (extended up to :data:`T_MAX`);
+    (clean teacher), ``temperatures`` for Hinton's soft targets (extended up to :data:`KD_T_TOP`);
     the sigma and dropout grids run at one learning rate, chosen at their largest value from
     ``lr_factors`` times the clean teacher's.
     Small on purpose: notebook 05 must fit its CPU budget with five report seeds. sigma = 0,
@@ -411,8 +411,8 @@ def T_below(T: float) -> float | None:
 
 
 def T_above(T: float) -> float | None:
-    """The KD grid's step above ``T``: 2 T up to :data:`T_MAX`."""
-    return 2 * T if T < T_MAX else None
+    """The KD grid's step above ``T``: 2 T up to :data:`KD_T_TOP`."""
+    return 2 * T if T < KD_T_TOP else None
 
 
 def best_record(found: dict, above_zero: bool = False) -> dict:

@@ -207,7 +207,7 @@ def test_dataset_teacher_checkpoint(real_data, tmp_path, monkeypatch):
 def test_grid_steps_and_choices():
     assert noisy.halve(0.4) == 0.2 and noisy.halve(0.05) == 0.0
     assert noisy.T_below(2.0) == 1.0 and noisy.T_below(1.0) is None
-    assert noisy.T_above(32.0) == 64.0 and noisy.T_above(noisy.T_MAX) is None
+    assert noisy.T_above(32.0) == 64.0 and noisy.T_above(noisy.KD_T_TOP) is None
     recs = {0.0: {"acc": 0.9}, 0.1: {"acc": 0.8}, 0.3: {"acc": 0.85}}
     found = {"records": recs, "best": 0.0}
     assert noisy.best_record(found) is recs[0.0] and noisy.best_record(found, above_zero=True) is recs[0.3]
