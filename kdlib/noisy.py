@@ -59,7 +59,7 @@ def scalar_demo(optimizer: str, sigma: float, fraction: float, repeats: int = 40
     """``repeats`` independent one-parameter students s (all from 0) regressing to a noisy teacher
     logit z(1 + xi) (eq. 3 with one logit): ``steps`` steps of ``optimizer`` ("sgd" or "adam") on
     1/2 (s - z(1 + xi))^2, fresh noise on each (z, lr and the default steps: :data:`SCALAR_DEMO`).
-    Returns the final s of every repeat.
+    Returns the final s of every repeat. A toy of a few thousand scalars: it runs on the CPU.
 
     One tensor holds all repeats: both optimizers act elementwise, so summing the repeats' losses
     trains each repeat as its own run. Under SGD E[s] does not depend on sigma (the step is linear in
@@ -88,10 +88,12 @@ def mean_update(make_model, data: tuple, optimizer: tuple, noise: tuple, repeats
     """
     (x, v), (name, lr), (sigma, fraction) = data, optimizer, noise
     steps, bs, seed = MEAN_UPDATE["steps"], MEAN_UPDATE["batch_size"], MEAN_UPDATE["seed"]
+    dev = config.device()
+    x, v = x.to(dev), v.to(dev)  # once, not per step
 
     def displacement(noise_seed, sig):
         torch.manual_seed(seed)
-        model = make_model()
+        model = make_model().to(dev)
         start = torch.nn.utils.parameters_to_vector(model.parameters()).detach().clone()
         opt = _optimizer(name, model.parameters(), lr)
         loss_fn = noisy_teacher_loss(sig, fraction, torch.Generator().manual_seed(noise_seed))
