@@ -285,7 +285,7 @@ def train_student(s: Settings, loss_fn, train_data: tuple, seed: int, lr: float,
     opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=s.student_epochs)
     train.fit(model, sched, train.Batches(*train_data, batch_size=s.student_batch, generator=gen),
-              epochs=s.student_epochs, loss_fn=loss_fn)
+              epochs=s.student_epochs, loss_fn=loss_fn, desc=None)  # no bar: score prints one line
     return model.eval()
 
 
@@ -389,7 +389,7 @@ class Grids:
     sigmas: tuple = (0.1, 0.3, 1.0)
     fractions: tuple = (0.15, 0.5, 1.0)
     dropouts: tuple = (0.1, 0.3)
-    temperatures: tuple = (2.0, 4.0)
+    temperatures: tuple = (4.0, 8.0)  # extended down to 1 or up to KD_T_TOP = 64 within max_extra steps
     lr_factors: tuple = (1.0, NOISY_LR_FACTOR)  # multiples of the clean teacher's lr, tried at a grid's top
     max_extra: int = 3
 

@@ -112,7 +112,13 @@ start = time.perf_counter()
 teacher, info = recipes.mnist_teacher()
 hist = info["history"]
 print(f"{'loaded' if info['loaded'] else 'trained and saved'}: {info['path'].name}")
-when = "in this run" if not info["loaded"] else "when its checkpoint was trained (another day, maybe another machine)"
+def when_trained(info):
+    """Where a teacher's recorded training time comes from: this run (and its CPU), or its checkpoint."""
+    return (f"in this run, on {kdlib.config.cpu_name()}" if not info["loaded"] else
+            "when its checkpoint was trained (another day, maybe another machine)")
+
+
+when = when_trained(info)
 print(f"cell time {time.perf_counter() - start:.1f} s; training took {sum(hist['seconds']):.1f} s {when} "
       f"({', '.join(f'{s:.1f}' for s in hist['seconds'])} s per epoch)")
 n_train = settings.subset or 48000
@@ -230,7 +236,7 @@ else:
 blog_teacher, binfo = recipes.blog_teacher()
 bh = binfo["history"]
 print(f"{'loaded' if binfo['loaded'] else 'trained and saved'}: {binfo['path'].name}; "
-      f"training took {sum(bh['seconds']):.0f} s")
+      f"training took {sum(bh['seconds']):.0f} s {when_trained(binfo)}")
 for e, (tl, ta) in enumerate(zip(bh["train_loss"], bh["val_acc"]), 1):
     print(f"epoch {e}: train loss {tl:.4f}  test acc {ta:.4f}")
 trunk, head = kdlib.as_written.split_at_dropout(blog_teacher)

@@ -281,7 +281,7 @@ PART_SECONDS["MNIST: data, teacher, sections 1-2"] = time.perf_counter() - start
 # 1. **Tuning, with seed 0 only, on the validation split.** `noisy.search` runs a grid and extends it
 #    while its best value sits at an edge, until the best is inside it or the grid cannot go further.
 #    In order: the learning rate of the student **alone** and of the **clean teacher** (from
-#    $10^{-3}$ and $3\cdot10^{-3}$); KD's $T$ (2, 4, extended by halving or doubling up to 64) at the
+#    $10^{-3}$ and $3\cdot10^{-3}$); KD's $T$ (4, 8, extended by halving down to 1 or doubling up to 64, three steps at most) at the
 #    alone student's rate, then KD's rate; **sigma** (0.1, 0.3, 1) at the paper's fraction; the
 #    **fraction** (0.15, 0.5, 1) at the best noisy sigma; the **dropout** rate (0.1, 0.3) of a student
 #    with noise in itself instead of its teacher. `MLP800(dropout)` puts dropout **after each hidden
@@ -419,6 +419,14 @@ def show_results(res):
            else "Every best value is inside its grid. ")
         + f"In the grid figure the value 0 on each axis (the clean teacher) ran at the clean teacher's learning "
         f"rate; the other points at the learning rate in their legend."))
+    rejected = [(NAMES[k], what) for k, search_key, what in [("noisy teacher", "fraction", "noise in the teacher"),
+                                                             ("dropout student", "dropout", "dropout")]
+                if res["searches"][search_key]["best"] == 0]
+    if rejected:
+        display(Markdown(" ".join(
+            f"**Validation preferred no {what}** (the clean teacher beat every value tried): the reported "
+            f"{name} is the best non-zero setting, which validation rejected, so a comparison with it can show "
+            f"that {what} hurts here, not that it helps." for name, what in rejected)))
     report.key_table(res, NAMES)
     if res["key"][EQUAL_LR] is res["key"]["clean teacher"]:
         print("The noisy teacher's learning rate is the clean teacher's: its first two comparisons below are one.")
@@ -558,8 +566,10 @@ display(Markdown(
     f"**The result, in one sentence.** At equal learning rates the noisy teacher gave {noise_words['mnist']} on "
     f"MNIST ({gain['mnist']['mean']:+.2f} points, 95% interval [{gain['mnist']['low']:+.2f}, "
     f"{gain['mnist']['high']:+.2f}]) and {noise_words['cifar10']} on CIFAR-10 ({gain['cifar10']['mean']:+.2f} "
-    f"[{gain['cifar10']['low']:+.2f}, {gain['cifar10']['high']:+.2f}]): gains above "
-    f"{ruled_out('mnist'):+.2f} points (MNIST) and {ruled_out('cifar10'):+.2f} (CIFAR-10) are ruled out at 95%.\n\n"
+    f"[{gain['cifar10']['low']:+.2f}, {gain['cifar10']['high']:+.2f}]): "
+    + "; ".join(f"on {name}, " + (f"gains above {ruled_out(ds):+.2f} points are ruled out at 95%" if ruled_out(ds) > 0
+                                  else "the whole interval lies below 0: no gain at all, at 95%")
+                for ds, name in [("mnist", "MNIST"), ("cifar10", "CIFAR-10")]) + ".\n\n"
     f"Of the {N_COMPARISONS} comparisons, {len(supported)} {'has' if len(supported) == 1 else 'have'} a 95% "
     f"interval above 0; "
     + (f"{len(weak)} of them do not survive Bonferroni's correction for {N_COMPARISONS} comparisons: "
@@ -636,8 +646,8 @@ for res in (res_mnist, res_cifar):
         f"**{res['dataset']}**: " + ("; ".join(f"{NAMES[k]}, seed {s}: {a:.2f}% against a median of {m:.2f}%"
                                                 for k, s, a, m in bad) if bad else "no run more than 3 points below its median")
         + f". {ladder_note(res).capitalize()}."
-        + (" These runs are why some intervals above are wide: they are instability (a learning rate close to "
-           "where training diverges), not only a lack of seeds. A lower learning rate, warm-up or gradient "
+        + (" These runs widen the intervals above they enter: a seed that trains far below the same student's "
+           "other seeds is instability, not only a lack of seeds. A lower learning rate, warm-up or gradient "
            "clipping, chosen on validation, would be the fix; we report it instead of re-tuning on the report "
            "seeds." if bad else "")))
 

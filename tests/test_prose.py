@@ -115,7 +115,12 @@ def quoted_run_mismatches(quoted: dict, outputs: str) -> list[str]:
     if "cnn_gain" in quoted:  # the same student distilled from the CNN teacher (notebook 03 quotes it)
         want.append(f"(CNN teacher, our substitution)**: per-seed differences")
         want.append(f"mean **{quoted['cnn_gain']:+.1f}**, 95% CI [{quoted['cnn_low']:+.1f}, {quoted['cnn_high']:+.1f}]")
-    return [w for w in want if w not in outputs]
+    missing = [w for w in want if w not in outputs]
+    if "train_acc" in quoted:  # the 800-800 student's training accuracy alone, last epoch, on every seed
+        accs = re.findall(r"800-800 alone, seed \d+:[^\n]*?acc=(\d\.\d+)\]", outputs)
+        if not accs or any(a != f"{quoted['train_acc']:.4f}" for a in accs):
+            missing.append(f"acc={quoted['train_acc']:.4f}] on every '800-800 alone' line (found {accs})")
+    return missing
 
 
 @pytest.mark.parametrize("quoting, name", [("03", "SIX"), ("07", "NB06")])
@@ -137,3 +142,8 @@ def test_the_quote_check_finds_a_stale_quote():
     assert quoted_run_mismatches({**quoted, **cnn}, good + "\n**Alone minus distilled (CNN teacher, our substitution)**: "
                                  "per-seed differences +7, +6, +9 errors; mean **+7.3**, 95% CI [+3.5, +11.1]") == []
     assert len(quoted_run_mismatches({**quoted, **cnn}, good)) == 2
+    bars = ("800-800 alone, seed 0: 100%| 2256/2256 [epoch=12/12, loss=0.0005, acc=1.0000]\n"
+            "800-800 alone, seed 1: 100%| 2256/2256 [epoch=12/12, loss=0.0007, acc=0.9998]")
+    assert quoted_run_mismatches({**quoted, "train_acc": 1.0}, good + bars) == [
+        "acc=1.0000] on every '800-800 alone' line (found ['1.0000', '0.9998'])"]
+    assert quoted_run_mismatches({**quoted, "train_acc": 1.0}, good + bars.replace("0.9998", "1.0000")) == []
