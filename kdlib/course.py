@@ -88,7 +88,9 @@ def _recorded(times: dict, name: str, mode: str) -> str | None:
     t = times.get(f"{name}.ipynb", {}).get(mode)
     if not t:
         return None
-    cached = ", teachers cached" if mode == "full" else ""
+    trained = t.get("teachers_trained")  # recorded by scripts/run_notebooks.py since 2026-12-03
+    cached = ("" if trained is None or mode != "full" else ", teachers cached" if not trained else
+              f", including the training of {len(trained)} teacher{'s' if len(trained) > 1 else ''}")
     return (f"{_minutes(t['seconds'])} ({mode} mode, measured {t.get('date', '?')} on "
             f"{t.get('cpus', '?')} cores of {t.get('machine', 'an unnamed machine')}{cached})")
 

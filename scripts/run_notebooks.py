@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from kdlib.config import cpu_name, fast_mode
+from kdlib.config import checkpoint_dir, cpu_name, fast_mode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from clean_notebook import text_progress  # noqa: E402
@@ -43,6 +43,12 @@ def run(path: Path, fast: bool) -> float:
     return seconds
 
 
+def checkpoints() -> set[str]:
+    """The checkpoint files there are now (a notebook that trains a teacher adds one)."""
+    folder = checkpoint_dir()
+    return {p.name for p in folder.glob("*.pt")} if folder.is_dir() else set()
+
+
 def main(argv: list[str]) -> None:
     fast = fast_mode()  # the same parser as the kernels': an unknown value is an error
     paths = [Path(a).resolve() for a in argv] or sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
@@ -52,12 +58,15 @@ def main(argv: list[str]) -> None:
     mode = "fast" if fast else "full"
     for path in paths:
         print(f"running {path.name} ({mode} mode)...", flush=True)
+        before = checkpoints()
         seconds = run(path, fast)
+        trained = sorted(checkpoints() - before)  # the teachers this run trained (its time includes them)
         print(f"  {seconds:.0f} s", flush=True)
         times = json.loads(TIMES.read_text()) if TIMES.exists() else {}  # read late: runs may overlap
         times.setdefault(path.name, {})[mode] = {
             "seconds": round(seconds, 1), "cpus": os.cpu_count(), "machine": cpu_name(),
-            "load_average": round(os.getloadavg()[0], 1), "date": time.strftime("%Y-%m-%d")}
+            "load_average": round(os.getloadavg()[0], 1), "date": time.strftime("%Y-%m-%d"),
+            "teachers_trained": trained}
         TIMES.parent.mkdir(exist_ok=True)
         TIMES.write_text(json.dumps(times, indent=1, sort_keys=True) + "\n")
 

@@ -68,12 +68,20 @@ def test_the_recorded_times_are_printed_with_their_machine(monkeypatch, tmp_path
     monkeypatch.setenv("KDLIB_CHECKPOINTS", str(tmp_path))
     times = tmp_path / "times.json"
     times.write_text(json.dumps({"05_noisy_teachers.ipynb": {
-        "full": {"seconds": 2198.5, "cpus": 2, "date": "2026-11-27", "machine": "Some CPU"},
+        "full": {"seconds": 2198.5, "cpus": 2, "date": "2026-11-27", "machine": "Some CPU", "teachers_trained": []},
         "fast": {"seconds": 71.2, "cpus": 2, "date": "2026-11-23", "machine": "x86_64"}}}))
     course.announce("05", times)
     out = capsys.readouterr().out
     assert "37 min (full mode, measured 2026-11-27 on 2 cores of Some CPU, teachers cached)" in out
     assert "71 s (fast mode" in out
+    rec = json.loads(times.read_text())
+    rec["05_noisy_teachers.ipynb"]["full"]["teachers_trained"] = ["a.pt", "b.pt"]
+    times.write_text(json.dumps(rec))
+    assert "(full mode, measured 2026-11-27 on 2 cores of Some CPU, including the training of 2 teachers)" in \
+        course.summary("05", times)
+    del rec["05_noisy_teachers.ipynb"]["full"]["teachers_trained"]  # an older record: it did not say
+    times.write_text(json.dumps(rec))
+    assert "on 2 cores of Some CPU)" in course.summary("05", times)
     assert "MNIST teacher" in out and "CIFAR-10 teacher" in out
     assert "%env KDLIB_FAST=1" in out
 

@@ -3,6 +3,7 @@ widgets into their final text."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -35,6 +36,25 @@ def test_run_notebooks_reads_kdlib_fast_like_kdlib(value, fast, monkeypatch, tmp
     rn.main([str(tmp_path / "x.ipynb")])
     assert seen == [fast]
     assert ("fast" if fast else "full") in (tmp_path / "times.json").read_text()
+
+
+def test_run_notebooks_records_the_teachers_a_run_trained(monkeypatch, tmp_path):
+    """A notebook whose run wrote a checkpoint has that teacher's training in its time: the record says so."""
+    rn = _load("run_notebooks")
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "old-teacher.pt").write_bytes(b"")
+    monkeypatch.setenv("KDLIB_CHECKPOINTS", str(ckpt))
+    monkeypatch.setenv("KDLIB_FAST", "0")
+    monkeypatch.setattr(rn, "TIMES", tmp_path / "times.json")
+    runs = iter([lambda: (ckpt / "new-teacher.pt").write_bytes(b""), lambda: None])
+    monkeypatch.setattr(rn, "run", lambda path, f: next(runs)() or 1.0)
+    for name in ("a.ipynb", "b.ipynb"):
+        (tmp_path / name).write_text("{}")
+    rn.main([str(tmp_path / "a.ipynb"), str(tmp_path / "b.ipynb")])
+    times = json.loads((tmp_path / "times.json").read_text())
+    assert times["a.ipynb"]["full"]["teachers_trained"] == ["new-teacher.pt"]
+    assert times["b.ipynb"]["full"]["teachers_trained"] == []
 
 
 def test_run_notebooks_refuses_an_unknown_value(monkeypatch, tmp_path):
