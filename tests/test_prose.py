@@ -112,6 +112,8 @@ def quoted_run_mismatches(quoted: dict, outputs: str) -> list[str]:
     want = [f"| alone | 146 | {quoted['alone']:.1f} |", f"| distilled (MLP teacher) | 74 | {quoted['distilled']:.1f} |",
             f"mean **{quoted['gain']:+.1f}**, 95% CI [{quoted['low']:+.1f}, {quoted['high']:+.1f}]",
             f"student epochs {quoted['epochs']},", f"| 800-800 distilled, T = {quoted['T']} | 74 | {quoted['distilled']:.1f} "]
+    if "teacher" in quoted:  # the test errors of the MLP teacher that 06's run loaded
+        want.append(f"MLP teacher: {quoted['teacher']}. ")
     if "cnn_gain" in quoted:  # the same student distilled from the CNN teacher (notebook 03 quotes it)
         want.append(f"(CNN teacher, our substitution)**: per-seed differences")
         want.append(f"mean **{quoted['cnn_gain']:+.1f}**, 95% CI [{quoted['cnn_low']:+.1f}, {quoted['cnn_high']:+.1f}]")
@@ -147,3 +149,6 @@ def test_the_quote_check_finds_a_stale_quote():
     assert quoted_run_mismatches({**quoted, "train_acc": 1.0}, good + bars) == [
         "acc=1.0000] on every '800-800 alone' line (found ['1.0000', '0.9998'])"]
     assert quoted_run_mismatches({**quoted, "train_acc": 1.0}, good + bars.replace("0.9998", "1.0000")) == []
+    line = "CNN teacher, notebook 02's recipe (...): 97 test errors out of 10000; MLP teacher: 87. A teacher ..."
+    assert quoted_run_mismatches({**quoted, "teacher": 87}, good + line) == []
+    assert quoted_run_mismatches({**quoted, "teacher": 93}, good + line) == ["MLP teacher: 93. "]
