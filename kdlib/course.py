@@ -48,17 +48,19 @@ def _noisy(dataset):
     return key
 
 
-# (what, its checkpoint's name and settings, seconds to train it at full length on the Xeon of
-# the README's wait table: 2026-11-26 runs, README "The wait a student sees")
-_SEED = ("notebook 02's seed teacher", _seed, 378)
-_BLOG = ("notebook 02's blog teacher", _blog, 713)
+# (what, its checkpoint's name and settings, seconds to train it at full length on 2 cores of an
+# Intel Xeon with AVX-512 and bf16, measured in the runs of 2026-12-02/03: 02's two teachers, 05's
+# two, 07's quick ones; the MLP teacher on the Xeon without bf16 of 2026-11-26, quiet, as it trains in
+# float32 anyway: README, "The wait a student sees")
+_SEED = ("notebook 02's seed teacher", _seed, 231)
+_BLOG = ("notebook 02's blog teacher", _blog, 475)
+_MLP = ("the 1200-1200 MLP teacher", _hinton, 535)
 TEACHERS = {
     "01": [_SEED], "02": [_SEED, _BLOG], "03": [_SEED, _BLOG], "04": [_SEED],
-    "05": [("the MNIST teacher", _noisy("mnist"), 50), ("the CIFAR-10 teacher", _noisy("cifar10"), 851)],
-    "06": [("the 1200-1200 MLP teacher", _hinton, 535), _SEED],
-    # 07's quick teachers: not timed on the Xeon; 6 epochs at 06's teacher's 10.5 s per epoch there
-    "07": [("the 1200-1200 MLP teacher", _hinton, 535), ("the quick MLP teacher", _quick(False), 63),
-           ("the label-smoothed quick MLP teacher", _quick(True), 63)],
+    "05": [("the MNIST teacher", _noisy("mnist"), 59), ("the CIFAR-10 teacher", _noisy("cifar10"), 266)],
+    "06": [_MLP, _SEED],
+    "07": [_MLP, ("the quick MLP teacher", _quick(False), 56),
+           ("the label-smoothed quick MLP teacher", _quick(True), 65)],
 }
 
 
@@ -115,7 +117,7 @@ def summary(notebook: str, times_file: Path | None = None) -> str:
         lines.append(f"No full-length time recorded for it here ({path} is missing or has none).")
     missing = missing_teachers(key)
     for what, p, seconds in missing:
-        extra = "" if fast else f", about {_minutes(seconds)} at full length on the Xeon of the README"
+        extra = "" if fast else f", about {_minutes(seconds)} at full length on a 2-core Intel Xeon"
         lines.append(f"First it trains {what} ({p.name} is not in {p.parent}{extra}).")
     if not missing:
         lines.append("Its teachers are cached: none will be trained.")
