@@ -33,7 +33,8 @@
 # $p=\mathrm{softmax}(v/T)$. The correct loss is `kdlib.losses.soft_target_loss`:
 # $T^2 \cdot \frac1N\sum_n \mathrm{KL}(p_n \,\|\, q_n)$, computed from `log_softmax`.
 #
-# Cells marked `# NBVAL_CHECK_OUTPUT` use fixed, seeded random logits only, and their printed results
+# Cells marked `# NBVAL_CHECK_OUTPUT` use seeded random logits (or, in one shape check, a result that does
+# not depend on the draw), and their printed results
 # are checked by the test suite (`make test`). Cells that use the teacher print numbers that depend on
 # the trained model, so they are not checked.
 
@@ -341,7 +342,8 @@ display(Markdown(
 # (they "could be much noisier"), while an intermediate $T$ gives them little weight. They add that
 # those logits may also carry useful information, and that "which of these effects dominates is an
 # empirical question". Notebook 05 uses plain
-# logit regression (the $T \to \infty$ limit) and compares it with KD at an intermediate T.
+# logit regression (on raw logits; the $T \to \infty$ limit holds for zero-meaned ones) and compares
+# it with KD at a $T$ chosen on validation.
 #
 # ## 4. Pitfalls, each beside the correct loss
 #
@@ -508,8 +510,8 @@ for g in [20.0, 30.0, 50.0, 120.0]:
           f"{grad_of(kl_log_eps, z32, v32, 1.0)[0, 1].item():.3g}, {grad_of(naive, z32, v32, 1.0)[0, 1].item():.3g}")
 
 # %% [markdown]
-# Real students rarely start at such gaps, but an over-confident student late in training, or a low
-# temperature (the gap counts in units of $T$), gets there.
+# Such gaps are not rare: the logit ranges printed in section 1 after one epoch already span tens of
+# units, and an over-confident student, or a low temperature (the gap counts in units of $T$), widens them.
 #
 # ### 4e. `log_softmax` without `dim`
 #
@@ -631,9 +633,11 @@ print(f"notebook run time: {time.perf_counter() - NOTEBOOK_START:.0f} s")
 # - The $T^2$ factor keeps the soft term's size as T changes at high T; at small T, alpha does not set
 #   the soft/hard balance by itself: measure it, as section 3 does.
 # - The common bugs (probabilities into `KLDivLoss`, `'mean'` for `'batchmean'`, no $T^2$,
-#   `log(softmax + eps)`, `log_softmax` without `dim`, a teacher left in train mode) each change the
-#   loss silently: every one of them trains, so only a check like this notebook's finds it.
+#   `log(softmax + eps)`, `log_softmax` without `dim`, a teacher left in train mode) all train without
+#   an error. Two print a warning (`'mean'`, and `log_softmax` without `dim`, which for $N \times K$
+#   logits even picks the right dimension); `log(softmax + eps)` is right until the logit gaps grow
+#   large; the others change the loss without a word. A check like this notebook's finds each one.
 #
 # Now write these losses yourself: **homework 1** (`homework/release/hw1_soft_targets`) asks for
 # softmax with temperature, the soft-target loss and the distillation loss, and its checks name
-# these very mistakes when they see them.
+# several of these mistakes when they see them (homework 3 checks the teacher's mode).

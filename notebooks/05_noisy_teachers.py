@@ -271,7 +271,9 @@ PART_SECONDS["MNIST: data, teacher, sections 1-2"] = time.perf_counter() - start
 # Every student is trained from scratch, with the same data and the same number of steps
 # (`noisy.score` trains one `noisy.Student` with one seed and scores it on one split, printing one
 # line). A `Student` names its loss: **labels** (the student alone), **KD** (Hinton's soft targets,
-# $T^2$KL, no labels: the baseline notebook 04 suggests, since L2 is KD's $T\to\infty$ limit) or
+# $T^2$KL, no labels: the baseline notebook 04 suggests, since L2 on zero-meaned logits is KD's
+# $T\to\infty$ limit; we regress the raw logits, as the paper does, which differ from that by each
+# image's mean logit, a shift softmax ignores) or
 # **L2** (logit regression, eq. 1, with noise $\sigma$ on a fraction of each batch, eq. 3;
 # $\sigma=0$ is the clean teacher), plus a dropout rate and Adam's learning rate. **A seed fixes a
 # student's initial weights and batch order whatever its loss**: the noise has a generator of its own
@@ -379,9 +381,9 @@ COMPARISONS = [("noisy teacher", EQUAL_LR), ("noisy teacher", "clean teacher"), 
 
 # %% [markdown]
 # **What was traded for the budget** (aimed at: MNIST 10 minutes, CIFAR-10 35 minutes on 2 cores;
-# section 6 prints this run's times against these): 25-30
-# report students per dataset leave room for about 25 tuning students, so the grids are coarse and
-# grow only where their best value sits at an edge.
+# the table at the end prints this run's times against these): 25-30 report students per dataset
+# and a few dozen tuning students, so the grids are coarse and grow only where their best value
+# sits at an edge (the tuning table prints how many ran).
 #
 # **Statistics.** We report each comparison as the mean of the per-seed differences with a 95%
 # paired-t interval (`kdlib.stats.paired_ci`). A claimed gain is **supported** when its interval lies
