@@ -192,7 +192,7 @@ fig.tight_layout()
 # Every curve rises to $\log 10 \approx 2.30$ nats (uniform) at high $T$. At low $T$ a digit with
 # one clear winner drops to 0 (a one-hot). A digit torn between two classes with *almost* equal
 # logits (a gap of a few hundredths) stays near $\log 2 \approx 0.69$ nats down to the smallest T
-# plotted (0.1); with a gap of a few tenths it has already dropped there, and none stays for ever:
+# plotted (0.1); with a gap of a tenth or more it has already dropped there, and none stays for ever:
 # any gap $\Delta$ between its two logits wins once $T \ll \Delta$. Cooling sharpens a distribution
 # where the logits differ, as fast as their differences allow (the cell prints each digit's top-two gap).
 
