@@ -218,7 +218,7 @@ display(Markdown(
 
 # %% [markdown]
 # Notebook 07 (*when distillation helps*) asks the same question across student sizes (two-layer MLPs
-# from 16 to 1,200 units per hidden layer, distilled from 06's MLP teacher) on paired seeds, and says
+# from 16 to 1,200 units per hidden layer, distilled from a teacher of 06's recipe) on paired seeds, and says
 # what its seeds can and cannot tell.
 
 # %% [markdown]
@@ -311,8 +311,8 @@ display(Markdown(
 # `ToTensor()` only (pixels / 255), batch 32, Adam $10^{-4}$, 5 epochs on all training images,
 # test accuracy after every epoch, and the blog's teacher, whose functional dropout stays on after
 # `eval()` (so its soft targets change every time: its trunk is cached as above, and dropout and
-# the last layer run anew for every student and epoch, as above). Four students, the
-# same seeds for each:
+# the last layer run anew for every student and epoch, as above). Four losses, each on the
+# same seeds (five students each):
 #
 # | student | loss |
 # |---|---|

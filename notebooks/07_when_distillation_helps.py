@@ -17,12 +17,12 @@
 # # 07 · When does distillation help?
 #
 # The series so far holds three results that do not yet fit together. In notebook 03 the tiny
-# 784-16-10 student gained nothing from its teacher; in notebook 06 the 784-800-800-10 student made
+# 784-16-10 student gained nothing detectable from its teacher; in notebook 06 the 784-800-800-10 student made
 # clearly fewer test errors when distilled; and in 06's temperature sweep the 30-unit student got
 # *worse* with distillation at most temperatures. So: **when does it pay to distil?** Four
 # questions, three with a published claim and one our own hypothesis, each with our run on MNIST on a
 # CPU and, where the claim comes down to one paired comparison, a verdict with its interval (section 4's
-# claims are about correlations and counts, and are answered with those):
+# claims are about correlations and counts: section 4 reports those, without a verdict word):
 #
 # 1. **Capacity.** Students of five sizes, each alone and distilled. Our hypothesis from 03 and 06:
 #    distillation *regularises* a student that can overfit its training set; it cannot add capacity a
@@ -116,8 +116,8 @@ announce("07")  # how long this notebook takes, and which teachers it trains fir
 
 # %% [markdown]
 # ## The teacher and its cached logits
-# Sections 1, 2 and 4 distil notebook 06's teacher, the 784-1200-1200-10 MLP trained with dropout
-# and jittered images (`hinton.hinton_teacher`, cached by its settings: the first run of 06 or 07
+# Sections 1 and 2 distil notebook 06's teacher (section 4 measures their students against it), the
+# 784-1200-1200-10 MLP trained with dropout and jittered images (`hinton.hinton_teacher`, cached by its settings: the first run of 06 or 07
 # trains it). Its logits for every training, validation and test image are computed once; no
 # student ever runs the teacher.
 
@@ -502,7 +502,7 @@ display(Markdown(
 # other class, so the teacher's wrong-class probabilities no longer say *which* other digit an image
 # resembles, the "dark knowledge" of notebook 06. Two differences from their setting: our smoothed
 # teacher keeps its dropout and jitter (label smoothing is added, not substituted), and both quick
-# teachers train for only a few epochs (their test errors are printed below, beside 06's teacher's);
+# teachers train for only a few epochs (their test errors are printed below; 06's teacher's in section 1);
 # later work has also reported that label-smoothed teachers distil well at low T (this grid starts at
 # T = 1; validation chooses).
 #
