@@ -722,7 +722,11 @@ display(Markdown(
 # One row per comparison of this run, each with its paired 95% interval over the report seeds (test
 # errors of the student alone minus distilled; positive: distillation helped). "Supported": the gain is
 # beyond seed noise; "contradicted": distillation hurt beyond seed noise; "not supported": no gain of
-# the size we call worth having; "underpowered": these seeds cannot tell.
+# the size we call worth having; "underpowered": these seeds cannot tell. A verdict reads one interval,
+# so read two rows with their sections' caveats: the control changes both the epochs and T (06's
+# setting), so against the 5-epoch row it cannot say which of the two made a difference; and the
+# label-smoothing row compares two teachers' students, each distilled at the T validation chose for
+# its teacher, whatever each did against the student alone (section 3).
 
 # %%
 table = [("capacity", f"784-{u}-{u}-10", "all", "06's teacher", best_T[u], pick(section=1, setting=u, kind="alone"),
