@@ -25,18 +25,26 @@ def binomial_se(p: float, n: int) -> float:
     return 100 * np.sqrt(p * (1 - p) / n)
 
 
-def _panel(ax, res, name, lo):
-    """One grid of :func:`plot_grids`: validation accuracy against the grid's values, per learning rate."""
+def _lrs(res, name) -> set:
+    """The learning rates the grid ``name`` ran at (its clean-teacher point, value 0, aside)."""
+    recs, trials = res["searches"][name]["records"], res["lr_trials"].get(name, [])
+    return {r["student"].lr for v, r in recs.items() if v > 0} | {r["student"].lr for r in trials}
+
+
+def _panel(ax, res, name, lo, style):
+    """One grid of :func:`plot_grids`: validation accuracy against the grid's values, per learning rate
+    (``style``: learning rate -> (marker, colour), the same in every panel, so one legend serves all)."""
     recs = res["searches"][name]["records"]
     trials = res["lr_trials"].get(name, [])
-    lrs = sorted({r["student"].lr for v, r in recs.items() if v > 0} | {r["student"].lr for r in trials})
-    for lr, mk in zip(lrs, "os^"):
+    for lr in sorted(_lrs(res, name)):
+        mk, colour = style[lr]
         pts = sorted({(v, 100 * r["acc"]) for v, r in recs.items() if v > 0 and r["student"].lr == lr} |
                      {(getattr(r["student"], name), 100 * r["acc"]) for r in trials if r["student"].lr == lr})
         below = [a for _, a in pts if a < lo]
         gone = f" ({len(below)} below the axis: {min(below):.1f}%)" if len(below) == 1 else \
             f" ({len(below)} below the axis: {min(below):.1f} to {max(below):.1f}%)" if below else ""
-        ax.plot([x for x, _ in pts], [max(a, lo) for _, a in pts], mk + "-", alpha=0.7, label=f"lr {lr:g}{gone}")
+        ax.plot([x for x, _ in pts], [max(a, lo) for _, a in pts], mk + "-", color=colour, alpha=0.7,
+                label=f"lr {lr:g}{gone}")
         ax.plot([x for x, a in pts if a < lo], [lo] * len(below), "v", color="C3", ms=9, clip_on=False)
     best = res["searches"][name]["best"]
     ax.plot([best], [100 * recs[best]["acc"]], "k*", ms=12, label="best on validation")
@@ -53,12 +61,14 @@ def plot_grids(res: dict):
     lo, hi = 100 * np.median(shown) - 6 * noise, 100 * max(shown) + 2 * noise  # a diverged run: a triangle
     lo = min(lo, 100 * min(alone["acc"], clean["acc"]) - noise)
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.6), sharey=True)
+    lrs = sorted(set().union(*(_lrs(res, name) for name in PANELS)))
+    style = {lr: (mk, colour) for lr, mk, colour in zip(lrs, "os^D", ("C0", "C1", "C4", "C5"))}
     for ax, name in zip(axes, PANELS):
         ax.axhspan(100 * clean["acc"] - noise, 100 * clean["acc"] + noise, color="C2", alpha=0.12)
         ax.axhline(100 * clean["acc"], color="C2", ls=":",
                    label=f"clean teacher (= 0 on each axis), its own lr {clean['student'].lr:g}")
         ax.axhline(100 * alone["acc"], color="C3", ls="-.", label="student alone")
-        _panel(ax, res, name, lo)
+        _panel(ax, res, name, lo, style)
     axes[0].set_ylim(lo, hi)
     axes[0].set_ylabel(f"validation accuracy, seed {res['tune_seed']} (%)")
     handles = {lab: h for ax in axes for h, lab in zip(*ax.get_legend_handles_labels())}

@@ -80,5 +80,13 @@ def test_figures_are_labelled(shown):
     assert grids.axes[0].get_ylabel().startswith("validation accuracy") and all(ax.get_xlabel() for ax in grids.axes[:3])
     labels = [t.get_text() for t in grids.legends[0].texts]
     assert any("below the axis: 40.0%" in t for t in labels)  # the diverged run, named once
+    # one learning rate, one style in every panel (the fraction panel has only 3e-3, the dropout one only 1e-3)
+    styles = {}
+    for ax in grids.axes[:3]:
+        for line in ax.get_lines():
+            if line.get_label().startswith("lr "):
+                styles.setdefault(line.get_label().split()[1], set()).add((line.get_marker(), line.get_color()))
+    assert set(styles) == {"0.001", "0.003"} and all(len(v) == 1 for v in styles.values())
+    assert styles["0.001"] != styles["0.003"]
     assert rep.axes[0].get_ylabel() == "test accuracy (%)" and "the paired table is the test" in \
         " ".join(t.get_text() for t in rep.axes[0].get_legend().texts)
