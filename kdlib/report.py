@@ -62,7 +62,8 @@ def plot_grids(res: dict):
     lo = min(lo, 100 * min(alone["acc"], clean["acc"]) - noise)
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.6), sharey=True)
     lrs = sorted(set().union(*(_lrs(res, name) for name in PANELS)))
-    style = {lr: (mk, colour) for lr, mk, colour in zip(lrs, "os^D", ("C0", "C1", "C4", "C5"))}
+    colours = ("C0", "C1", "C4", "C5", "C6", "C8", "C9")  # C2, C3: the clean teacher and the student alone
+    style = {lr: ("os^Dvp<"[i % 7], colours[i % 7]) for i, lr in enumerate(lrs)}
     for ax, name in zip(axes, PANELS):
         ax.axhspan(100 * clean["acc"] - noise, 100 * clean["acc"] + noise, color="C2", alpha=0.12)
         ax.axhline(100 * clean["acc"], color="C2", ls=":",
