@@ -205,7 +205,7 @@ display(Markdown(
                       f"({100 * (SEED_REPORT['hard+soft'] - SEED_REPORT['hard']):+.2f} points) lies below our "
                       f"interval." if cis["hard+soft", "hard"]["low"] > 100 * (SEED_REPORT["hard+soft"] - SEED_REPORT["hard"])
                       else "neither confirmed nor excluded by our interval.") + "\n\n"
-    f"**Why no detectable gain?** The 784-16-10 student has little room to overfit: at its best epoch it is right on "
+    f"**Why no detectable gain?** One reading: the 784-16-10 student has little room to overfit: at its best epoch it is right on "
     f"{final_train:.1%} of its training images and {final_val:.1%} of the validation images (mean over the "
     f"{len(KINDS) * len(SEEDS)} students). Notebook 06's 784-800-800-10 student, about a hundred times larger, "
     f"fits its training images completely (training accuracy {SIX['train_acc']:.4f} alone after its last epoch, "
@@ -278,8 +278,8 @@ display(Markdown(
     f"students by {ci_seed['low']:+.2f} to {ci_seed['high']:+.2f} points, so it "
     + ("could explain" if ci_seed["low"] <= seed_drop else "cannot explain")
     + " a drop of that size. The 'mean' reduction makes the soft term's gradient 10 times smaller, but "
-    f"not negligible: notebook 04 measures the soft/hard ratio of gradient norms at T = 2 (once, on a student "
-    f"after one epoch, with the teacher it loaded) as "
+    f"not negligible: notebook 04 measures the soft/hard ratio of gradient norms at T = 2 (once each: on random "
+    f"logits and labels, and on a student after one epoch with the teacher it loaded) as "
     f"{RATIO_04['random logits']} (random logits) and {RATIO_04['real teacher logits']} (real teacher logits); "
     f"divided by 10 and weighted {S.alpha} against {1 - S.alpha:.1f}, the soft term still gives "
     f"about {share['random logits']:.0%} to {share['real teacher logits']:.0%} of the gradient's norm. "
@@ -404,7 +404,8 @@ display(Markdown(
     + ("**could explain** the blog's gain." if explains else "**does not explain** the blog's gain.")
     + f" Correct KL without $T^2$: {c['mean']:+.2f} points ({stats.verdict(c)}); "
     f"with $T^2$: {d['mean']:+.2f} points ({stats.verdict(d)}; its median over the "
-    f"seeds is {np.median(d['diffs']):+.2f}, and its largest single difference is {outlier:+.2f}, "
+    f"seeds is {np.median(d['diffs']):+.2f}, {sum(x < 0 for x in d['diffs'])} of its {len(d['diffs'])} "
+    f"differences are below 0, and its largest is {outlier:+.2f}, "
     + (f"so one seed moves its mean a lot: without it the mean is {without:+.2f}). "
        if abs(without - d['mean']) > abs(without) / 2 else
        f"and without that seed the mean is {without:+.2f}, so the mean is not that seed's doing). ")
