@@ -156,8 +156,9 @@ cnn_errors = hinton.errors(cnn, x_te, y_te)
 PART_SECONDS["1: CNN teacher (substitution) and its logits"] = time.perf_counter() - start
 print(f"CNN teacher, notebook 02's recipe ({'loaded' if cinfo['loaded'] else 'trained now'}: {cinfo['path'].name}, "
       f"bf16 {cinfo['settings'].bf16}, on {kdlib.config.cpu_name()}): {cnn_errors} test errors out of {N_TEST}; "
-      f"MLP teacher: {teacher_errors}. A teacher trained on another CPU (bf16 or not) is another checkpoint "
-      f"with other errors: notebook 02's saved run shows the one it trained.")
+      f"MLP teacher: {teacher_errors}. A teacher trained on another CPU is another teacher with other errors, "
+      f"even under the same file name (the name records the settings, bf16 included, not the machine): notebook "
+      f"02's saved run shows the one it trained.")
 # Paired on the same test images: only the images exactly one teacher gets wrong tell them apart
 # (McNemar's comparison, stats.errors_difference: 95% interval of the difference in errors).
 teachers_diff = stats.errors_difference(train.predict_logits(cnn, x_te).argmax(1) != y_te,
