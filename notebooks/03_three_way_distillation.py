@@ -188,12 +188,12 @@ hs = np.array(results["hard+soft"])
 gap = (SEED_REPORT["hard+soft"] - hs.mean()) / hs.std(ddof=1)
 final_train = np.mean([h["train_acc"][h.get("best_epoch", -1)] for k in KINDS for h in histories[k]])
 final_val = np.mean([h["val_acc"][h.get("best_epoch", -1)] for k in KINDS for h in histories[k]])
-# notebook 06's committed run (2026-12-02, an AVX2-only EPYC: its CNN teacher trained in float32 there, another
-# checkpoint than a bf16 CPU's): its 800-800 student's test errors alone and distilled from 06's MLP teacher (means
-# of seeds 0-2), the gain (alone minus distilled) with its 95% paired interval, and the gain from the CNN teacher.
+# notebook 06's committed run (2026-12-03, the Intel Xeon with AVX-512 and bf16 that this notebook's committed run
+# used too): its 800-800 student's test errors alone and distilled from 06's MLP teacher (means of seeds 0-2), the gain
+# (alone minus distilled) with its 95% paired interval, the gain from the CNN teacher and that teacher's checkpoint.
 # tests/test_prose.py checks these numbers against 06's saved outputs.
-SIX = dict(alone=149.0, distilled=126.0, gain=23.0, low=11.6, high=34.4, cnn_gain=7.3, cnn_low=3.5, cnn_high=11.1,
-           epochs=12, T=20, train_acc=1.0)
+SIX = dict(alone=152.3, distilled=134.7, gain=17.7, low=7.3, high=28.0, cnn_gain=6.7, cnn_low=-16.3, cnn_high=29.6,
+           epochs=12, T=20, train_acc=1.0, cnn_file="teacher-d2989947cd.pt")
 display(Markdown(
     f"**What this run shows.** Hard, soft and hard+soft end within "
     f"{max(abs(c['mean']) for c in cis.values()):.2f} points of one another on average. "
@@ -211,8 +211,9 @@ display(Markdown(
     f"fits its training images completely (training accuracy {SIX['train_acc']:.4f} alone after its last epoch, "
     f"every seed), and it gains from 06's 1200-1200 MLP teacher: {SIX['alone']} test errors alone, {SIX['distilled']} distilled "
     f"({SIX['gain']:+} fewer errors, 95% interval [{SIX['low']:+}, {SIX['high']:+}], {SIX['epochs']} epochs at "
-    f"T = {SIX['T']}, its committed run); from a CNN teacher of notebook 02's recipe (trained on another CPU: another checkpoint than the one used here), 06 measured {SIX['cnn_gain']:+} "
-    f"fewer errors ([{SIX['cnn_low']:+}, {SIX['cnn_high']:+}]). The hypothesis these runs suggest: distillation "
+    f"T = {SIX['T']}, its committed run); from a CNN teacher of notebook 02's recipe ({SIX['cnn_file']}, "
+    + ("the checkpoint this run loaded" if tinfo["path"].name == SIX["cnn_file"] else "not the checkpoint this run loaded")
+    + f"), 06 measured {SIX['cnn_gain']:+} fewer errors ([{SIX['cnn_low']:+}, {SIX['cnn_high']:+}]). The hypothesis these runs suggest: distillation "
     f"regularises a student that can overfit, when the teacher's soft targets carry enough; it cannot add capacity "
     f"that a student lacks."))
 

@@ -117,6 +117,8 @@ def quoted_run_mismatches(quoted: dict, outputs: str) -> list[str]:
     if "cnn_gain" in quoted:  # the same student distilled from the CNN teacher (notebook 03 quotes it)
         want.append(f"(CNN teacher, our substitution)**: per-seed differences")
         want.append(f"mean **{quoted['cnn_gain']:+.1f}**, 95% CI [{quoted['cnn_low']:+.1f}, {quoted['cnn_high']:+.1f}]")
+    if "cnn_file" in quoted:  # the CNN teacher's checkpoint that 06's run loaded
+        want.append(f"CNN teacher, notebook 02's recipe (loaded: {quoted['cnn_file']},")
     missing = [w for w in want if w not in outputs]
     if "train_acc" in quoted:  # the 800-800 student's training accuracy alone, last epoch, on every seed
         accs = re.findall(r"800-800 alone, seed \d+:[^\n]*?acc=(\d\.\d+)\]", outputs)
@@ -152,3 +154,7 @@ def test_the_quote_check_finds_a_stale_quote():
     line = "CNN teacher, notebook 02's recipe (...): 97 test errors out of 10000; MLP teacher: 87. A teacher ..."
     assert quoted_run_mismatches({**quoted, "teacher": 87}, good + line) == []
     assert quoted_run_mismatches({**quoted, "teacher": 93}, good + line) == ["MLP teacher: 93. "]
+    line = "CNN teacher, notebook 02's recipe (loaded: teacher-d2989947cd.pt, bf16 True, on ...): 96 test errors"
+    assert quoted_run_mismatches({**quoted, "cnn_file": "teacher-d2989947cd.pt"}, good + line) == []
+    assert quoted_run_mismatches({**quoted, "cnn_file": "teacher-91b736d0de.pt"}, good + line) == [
+        "CNN teacher, notebook 02's recipe (loaded: teacher-91b736d0de.pt,"]
