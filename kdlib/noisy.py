@@ -370,9 +370,10 @@ def search(run, values, below=None, above=None, known: dict | None = None, max_e
 
 PAPER_FRACTION = {"mnist": 0.15, "svhn": 0.15, "cifar10": 0.5}  # the paper's alpha, section 3
 # Adam's average step under noise is a fraction of the clean one (notebook 05, section 2, measures it on
-# the MNIST student at fractions 1 and 0.15, not on CIFAR-10's): the noisy teachers (and the dropout students) also try this multiple of the
-# clean teacher's learning rate, at the largest value of their grid (the ladder's next step, 3x, was
-# far worse than the chosen rate for the clean teacher on both datasets).
+# the MNIST student at fractions 1 and 0.15, not on CIFAR-10's): the noisy teachers (and the dropout
+# students) also try this multiple of the clean teacher's learning rate, at the largest value of their
+# grid (the ladder's next step, 3x, was far worse than the chosen rate for the clean teacher on both
+# datasets).
 NOISY_LR_FACTOR = 1.5
 KD_T_TOP = 64.0  # the KD grid's upper end: at large T soft targets approach logit regression (notebook 04)
 
