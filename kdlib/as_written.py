@@ -1,15 +1,9 @@
-"""The seed experiment's and the seed blog's distillation losses exactly as their code wrote them
-(notebook 03), made fast.
+"""The seed experiment's and the seed blog's distillation losses exactly as their code wrote them (notebook 03).
 
-Both teachers run with dropout on while the student learns (the seed left its teacher in
-``train()`` mode; the blog's functional dropout ignores ``eval()``), so their soft targets change on
-every batch. The layers before a teacher's first dropout are deterministic, though: they run once
-over the whole training set (:func:`split_at_dropout`, then :func:`kdlib.train.predict_logits` on
-the trunk), and only the rest, the head, runs with new dropout draws on the cached features:
-the recipes (``kdlib.recipes.train_seed_students(..., teacher_head=head)``) draw every image's logits
-``v`` anew for each student and epoch (each image comes once per epoch) and hands them to the losses below, which are
-plain functions of ``(z, y, v)``.
-"""
+Both teachers keep dropout on (the seed left its teacher in ``train()`` mode; the blog's functional dropout ignores
+``eval()``), so only their layers before the first dropout run once (:func:`split_at_dropout`, then
+:func:`kdlib.train.predict_logits` on the trunk); the recipes draw the head's logits ``v`` anew per student and epoch
+for the losses below, plain functions of ``(z, y, v)``."""
 from __future__ import annotations
 
 import warnings
@@ -30,14 +24,10 @@ def split_at_dropout(model: nn.Sequential) -> tuple[nn.Sequential, nn.Sequential
 
 
 def seed_loss(T: float = 2.0, alpha: float = 0.8):
-    """The seed experiment's hard+soft loss as written, as ``loss_fn(z, y, v)``:
-
-        alpha * T^2 * KLDivLoss()(log_softmax(z/T), softmax(v/T)) + (1 - alpha) * CE(z, y),
-
-    where ``KLDivLoss()`` has its default reduction ``'mean'`` (over the batch *and* the C classes:
-    1/C of the KL divergence). The seed's ``v``: its teacher in train mode, dropout on, new draws on
-    every batch (in notebook 03, the teacher's head as the recipe's ``teacher_head``).
-    """
+    """The seed's hard+soft loss as written, ``loss_fn(z, y, v)`` =
+    ``alpha * T^2 * KLDivLoss()(log_softmax(z/T), softmax(v/T)) + (1 - alpha) * CE(z, y)``, where
+    ``KLDivLoss()``'s default reduction ``'mean'`` averages over the batch *and* the C classes (1/C of the KL).
+    ``v``: the seed's teacher in train mode, dropout on, new draws on every batch."""
     kl_mean = nn.KLDivLoss()  # reduction='mean', as the seed wrote it
 
     def loss_fn(z, y, v):
@@ -49,16 +39,13 @@ def seed_loss(T: float = 2.0, alpha: float = 0.8):
 
 
 def blog_loss(T: float = 5.0, alpha: float = 0.7):
-    """The seed blog's loss as written, as ``loss_fn(z, y, v)``:
-
-        (1 - alpha) * CE(z, y) + alpha * KLDivLoss(reduction='batchmean')(softmax(z/T), softmax(v/T))
-
-    with *probabilities* q = softmax(z/T) as KLDivLoss's input, where it expects log-probabilities,
-    and no T^2. KLDivLoss(input=q, target=p) computes 1/N sum_n sum_c p (log p - q): its gradient
-    is dL/dz_j = -(alpha / (N T)) q_j (p_j - sum_c p_c q_c), which raises the probability the
-    student gives the teacher's likely classes, not a match of the two distributions.
-    The blog's ``v``: its teacher, whose functional dropout is on whatever its mode.
-    """
+    """The seed blog's loss as written, ``loss_fn(z, y, v)`` =
+    ``(1 - alpha) * CE(z, y) + alpha * KLDivLoss(reduction='batchmean')(softmax(z/T), softmax(v/T))``:
+    *probabilities* q = softmax(z/T) where KLDivLoss expects log-probabilities, and no T^2.
+    KLDivLoss(input=q, target=p) = 1/N sum_n sum_c p (log p - q), so its gradient is
+    dL/dz_j = -(alpha / (N T)) q_j (p_j - sum_c p_c q_c): it raises the student's probability of the teacher's
+    likely classes rather than matching the two distributions.
+    ``v``: the blog's teacher, whose functional dropout is on in any mode."""
     kl = nn.KLDivLoss(reduction="batchmean")
 
     def loss_fn(z, y, v):

@@ -1,14 +1,8 @@
 """Checkpoints that remember the settings that made them.
 
-A checkpoint is ``<checkpoint dir>/<name>-<hash of settings>.pt``: other settings give another
-file, so nothing is overwritten, and :func:`load` refuses a file whose stored settings differ.
-Settings are a dataclass or a dict of JSON values (numbers, strings, booleans, lists, dicts); the
-hash is taken over their canonical JSON, so every setting names the file. Files are written
-atomically (:func:`kdlib.files.atomic_write`), only once they are known to load back, and read with
-``torch.load(weights_only=True)`` after the zip container's CRCs are checked (a flipped byte raises
-:class:`CheckpointUnreadable`). What a training may store beside its weights: :func:`checked_extras`.
-Tensors are stored on the CPU and read onto it, so a model trained on a GPU loads on a machine
-without one; :func:`cached_model` then puts the model on :func:`kdlib.config.device`.
+A checkpoint is ``<checkpoint dir>/<name>-<hash of the settings' canonical JSON>.pt``: other settings give
+another file, and :func:`load` refuses a file whose stored settings differ. Files are written atomically once
+known to load back, and read onto the CPU with ``torch.load(weights_only=True)`` after a zip CRC check.
 """
 from __future__ import annotations
 
@@ -34,8 +28,7 @@ from .repro import seed_everything
 
 
 class CheckpointMismatch(ValueError):
-    """The checkpoint does not fit: made with other settings than the ones asked for, or for
-    another network than the one ``build()`` makes now."""
+    """The checkpoint was made with other settings, or for another network than ``build()`` makes now."""
 
 
 class CheckpointUnreadable(ValueError):
@@ -43,11 +36,8 @@ class CheckpointUnreadable(ValueError):
 
 
 def as_dict(settings) -> dict:
-    """``settings`` (a dataclass or a dict) as a plain dict of JSON values, checked exactly.
-
-    Raises ``ValueError`` for a value JSON cannot hold exactly (a tensor, NaN, an object):
-    such a setting could not tell two checkpoints apart.
-    """
+    """``settings`` (a dataclass or a dict) as a plain dict of JSON values; ``ValueError`` for a value JSON
+    cannot hold exactly (a tensor, NaN, an object), which could not tell two checkpoints apart."""
     d = dataclasses.asdict(settings) if dataclasses.is_dataclass(settings) else settings
     if not isinstance(d, dict):
         raise ValueError(f"settings must be a dataclass or a dict, got {type(settings).__name__}")
@@ -70,19 +60,13 @@ def as_dict(settings) -> dict:
     return json.loads(json.dumps(d, sort_keys=True))
 
 
-def _canonical(settings) -> str:
-    return json.dumps(as_dict(settings), sort_keys=True)
-
-
 def path_for(name: str, settings) -> Path:
-    """File name for ``name`` trained with ``settings``, inside the checkpoint folder.
-
-    ``name`` is one file name part: a path separator or ``..`` raises ``ValueError``.
-    """
+    """File name for ``name`` trained with ``settings``, inside the checkpoint folder (``name`` is one file
+    name part: a path separator or ``..`` raises ``ValueError``)."""
     if not isinstance(name, str) or not name or "/" in name or "\\" in name or ".." in name:
         raise ValueError(f"name must be a non-empty file name part without '/', '\\' or '..' (the "
                          f"checkpoint stays inside {config.checkpoint_dir()}), got {name!r}")
-    digest = hashlib.sha256(_canonical(settings).encode()).hexdigest()[:10]
+    digest = hashlib.sha256(json.dumps(as_dict(settings), sort_keys=True).encode()).hexdigest()[:10]
     return config.checkpoint_dir() / f"{name}-{digest}.pt"
 
 
@@ -90,17 +74,12 @@ RESERVED = ("settings", "state_dict", "path", "loaded")  # keys kdlib itself put
 
 
 def checked_extras(extras) -> dict:
-    """``extras`` (what a ``train_fn`` returned) as they will be stored, or ``ValueError`` naming
-    the key that cannot be.
-
-    The rule: ``None`` (no extras) or a dict with string keys other than ``settings``,
-    ``state_dict``, ``path`` and ``loaded``, whose values are JSON-like (``None``, ``bool``,
-    ``int``, ``float``, ``str``; lists, tuples and string-keyed dicts of these) or torch tensors:
-    what ``torch.load(weights_only=True)`` reads back. A NumPy scalar (``np.float64(0.98)``)
-    becomes the Python number it holds; any other dict becomes a plain dict. Anything else (a NumPy
-    array, a ``Path``, a function, an object) is refused: convert it first (``.tolist()``,
-    ``str(path)``, ``torch.from_numpy``).
-    """
+    """``extras`` (what a ``train_fn`` returned) as they will be stored, or ``ValueError`` naming the key that
+    cannot be. Allowed: ``None`` or a dict with string keys other than :data:`RESERVED`, whose values are JSON-like
+    (``None``, ``bool``, ``int``, ``float``, ``str``; lists, tuples and string-keyed dicts of these) or tensors,
+    what ``torch.load(weights_only=True)`` reads back; a NumPy scalar becomes the Python number it holds.
+    Anything else (a NumPy array, a ``Path``, a function, an object) is refused: convert it first
+    (``.tolist()``, ``str(path)``, ``torch.from_numpy``)."""
     if extras is None:
         return {}
     if not isinstance(extras, dict):
@@ -108,8 +87,8 @@ def checked_extras(extras) -> dict:
                          f"{type(extras).__name__} ({extras!r:.60})")
     taken = [k for k in extras if k in RESERVED]
     if taken:
-        raise ValueError(f"the extras use the key(s) {taken}, which kdlib uses itself "
-                         f"({', '.join(RESERVED)}): rename them")
+        raise ValueError(f"the extras use the key(s) {taken}, which kdlib uses itself ({', '.join(RESERVED)}): "
+                         f"rename them")
     return {k: _storable(v, k) for k, v in _plain_keys(extras, "extras").items()}
 
 
@@ -140,12 +119,8 @@ def _storable(v, where: str):
 
 
 def save(path: Path, model: torch.nn.Module, settings, /, **extra) -> Path:
-    """Write ``model``'s weights, ``settings`` and ``extra`` (history, scores...) atomically, their
-    tensors on the CPU (wherever the model is).
-
-    ``extra`` must follow :func:`checked_extras`; the file is written only once it is known to load
-    back with ``torch.load(weights_only=True)``, else ``ValueError`` and nothing is written.
-    """
+    """Write ``model``'s weights, ``settings`` and ``extra`` (:func:`checked_extras`) atomically, tensors on the
+    CPU; only once they load back with ``torch.load(weights_only=True)``, else ``ValueError``, nothing written."""
     weights = {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in model.state_dict().items()}
     payload = {"settings": as_dict(settings), "state_dict": weights, **checked_extras(extra)}
     buf = io.BytesIO()
@@ -154,16 +129,14 @@ def save(path: Path, model: torch.nn.Module, settings, /, **extra) -> Path:
     try:
         torch.load(buf, map_location="cpu", weights_only=True)
     except Exception as e:  # e.g. a module's get_extra_state() returning an object
-        raise ValueError(f"the checkpoint for {path} would not load back with torch.load("
-                         f"weights_only=True) ({type(e).__name__}: {str(e)[:200]}); nothing was "
-                         f"written") from e
+        raise ValueError(f"the checkpoint for {path} would not load back with torch.load(weights_only=True) "
+                         f"({type(e).__name__}: {str(e)[:200]}); nothing was written") from e
     return atomic_write(path, lambda f: f.write(buf.getbuffer()))
 
 
 def set_aside(path: Path) -> Path:
-    """Rename an unreadable checkpoint to ``<path>.unreadable-<time>`` (kept, never deleted), so
-    that the next run trains anew; ``-2``, ``-3``... are added rather than replace a file set aside
-    in the same second. Returns the new name."""
+    """Rename an unreadable checkpoint to ``<path>.unreadable-<time>`` (``-2``, ``-3``... within a second; never
+    deleted), so that the next run trains anew. Returns the new name."""
     path = Path(path)
     stamp = f"{path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}"
     for i in itertools.count(1):
@@ -192,25 +165,19 @@ def _read(path: Path) -> dict:
         raise PermissionError(f"checkpoint {path} cannot be read: {e.strerror}. Fix its "
                               f"permissions, or point KDLIB_CHECKPOINTS at another folder.") from e
     except Exception as e:  # truncated, flipped bytes, random bytes, empty, a text file...
-        raise CheckpointUnreadable(f"checkpoint {path} is unreadable ({type(e).__name__}: "
-                                   f"{str(e)[:200]}). It is a cache that kdlib wrote: "
-                                   f"{_way_out(path)}.") from e
+        raise CheckpointUnreadable(f"checkpoint {path} is unreadable ({type(e).__name__}: {str(e)[:200]}). "
+                                   f"It is a cache that kdlib wrote: {_way_out(path)}.") from e
     return payload
 
 
 def load(path: Path, model: torch.nn.Module, settings) -> dict:
-    """Load weights into ``model`` if the file was made with exactly ``settings``.
-
-    Returns the stored extras. Raises :class:`CheckpointMismatch` naming the differing settings (or
-    the load_state_dict error, when ``model`` is another network), and :class:`CheckpointUnreadable`
-    for a file that cannot be read or fails its CRC check; both name the file and the way out.
-    """
+    """Load weights into ``model`` if the file was made with exactly ``settings``; returns the stored extras.
+    :class:`CheckpointMismatch` (other settings or network) and :class:`CheckpointUnreadable` name the way out."""
     path = Path(path)
     payload = _read(path)
     stored, wanted = payload.get("settings"), as_dict(settings)
     if stored != wanted:
-        keys = sorted(k for k in set(stored or {}) | set(wanted)
-                      if (stored or {}).get(k) != wanted.get(k))
+        keys = sorted(k for k in set(stored or {}) | set(wanted) if (stored or {}).get(k) != wanted.get(k))
         diff = ", ".join(f"{k}: file {(stored or {}).get(k)!r} vs asked {wanted.get(k)!r}" for k in keys)
         raise CheckpointMismatch(f"{path} was made with other settings ({diff}); not using it. Ask "
                                  f"for the settings it was made with, or retrain: {_way_out(path)}.")
@@ -218,39 +185,28 @@ def load(path: Path, model: torch.nn.Module, settings) -> dict:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as e:
         raise CheckpointMismatch(
-            f"{path} holds weights for another network than the one build() makes now "
-            f"({str(e)[:300]}). If build() changed on purpose, add a setting that says so (so the "
-            f"two get different files), or retrain: {_way_out(path)}.") from e
+            f"{path} holds weights for another network than the one build() makes now ({str(e)[:300]}). If build() "
+            f"changed on purpose, add a setting that says so (so the two get different files), or retrain: "
+            f"{_way_out(path)}.") from e
     return {k: v for k, v in payload.items() if k not in ("settings", "state_dict")}
 
 
-def _check_writable(folder: Path) -> None:
-    """Fail now, before any training, if checkpoints cannot be written to ``folder``."""
-    where = f"{folder} (KDLIB_CHECKPOINTS)" if os.environ.get("KDLIB_CHECKPOINTS") else str(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as e:
-        raise PermissionError(f"cannot write checkpoints to {where}: {e.strerror or e}. Point "
-                              f"KDLIB_CHECKPOINTS at a writable folder; nothing was trained.") from e
-
-
 def train_or_load(name: str, settings, model: torch.nn.Module, train_fn) -> dict:
-    """Load ``name`` trained with ``settings`` if its checkpoint exists, else call
-    ``train_fn(model)`` (which returns a dict of extras following :func:`checked_extras`, e.g. the
-    history, or None) and save the result. Returns the extras, with ``"path"`` and ``"loaded"``
-    (True when nothing was trained).
-
-    ``name``, ``settings`` and the folder are checked before training. A trained model is never
-    lost: if saving fails for any reason (extras that cannot be stored, a full disk), a warning
-    says why and the model is kept, unsaved (``"path"`` is None).
-    """
+    """Load ``name`` trained with ``settings`` if its checkpoint exists, else call ``train_fn(model)`` (returns
+    extras, :func:`checked_extras`, or None) and save; returns the extras with ``"path"`` and ``"loaded"`` (True
+    when nothing was trained). ``name``, ``settings`` and the folder are checked before training. If saving
+    fails, a warning says why and the model is kept, unsaved (``"path"`` is None)."""
     path = path_for(name, settings)
     if path.exists():
-        extras = load(path, model, settings)
-        return {**extras, "path": path, "loaded": True}
-    _check_writable(path.parent)
+        return {**load(path, model, settings), "path": path, "loaded": True}
+    folder = path.parent  # fail before any training if it cannot be written to
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as e:
+        where = f"{folder} (KDLIB_CHECKPOINTS)" if os.environ.get("KDLIB_CHECKPOINTS") else str(folder)
+        raise PermissionError(f"cannot write checkpoints to {where}: {e.strerror or e}. Point "
+                              f"KDLIB_CHECKPOINTS at a writable folder; nothing was trained.") from e
     returned = train_fn(model)
     try:
         extras = checked_extras(returned)
@@ -263,17 +219,11 @@ def train_or_load(name: str, settings, model: torch.nn.Module, train_fn) -> dict
 
 
 def cached_model(name: str, settings, build, train_fn) -> tuple[torch.nn.Module, dict]:
-    """The frozen model ``name`` made with ``settings``: loaded from its checkpoint or trained now.
-
-    ``settings.seed`` seeds the initial weights (so they depend on the seed only), ``build()``
-    makes the untrained network and ``train_fn(model)`` trains it, returning a dict of extras
-    (history, scores; the rule: :func:`checked_extras`) or None. Returns ``(model, info)``: eval
-    mode, no gradients, on :func:`kdlib.config.device` (loaded or trained); ``info`` holds the
-    extras, ``path``, ``loaded`` and ``settings``. A trained model is returned even when it cannot
-    be saved (see :func:`train_or_load`).
-    """
+    """The frozen model ``name`` made with ``settings``, loaded from its checkpoint or trained now: ``settings.seed``
+    seeds the initial weights, ``build()`` makes the network and ``train_fn(model)`` trains it, returning extras
+    (:func:`checked_extras`) or None. Returns ``(model, info)``: eval mode, no gradients, on
+    :func:`kdlib.config.device`; ``info`` holds the extras, ``path``, ``loaded`` and ``settings``."""
     from .train import freeze  # train imports data only; keep checkpoint importable on its own
-
     seed_everything(as_dict(settings)["seed"])
     model = build()
     info = train_or_load(name, settings, model, train_fn)

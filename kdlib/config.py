@@ -1,14 +1,11 @@
 """Settings read from the environment, all in one place.
 
-- ``KDLIB_FAST``       ``1``/``true``/``yes``/``on``: fast mode, few epochs and data subsets (CI,
-                       quick checks; the default under pytest). ``0``/``false``/``no``/``off`` or
-                       unset: full-length runs, the default for a user. Anything else is an error.
-- ``KDLIB_DATA``       folder of the ``<name>-<split>.npz`` dataset files
-                       (default ``~/.cache/kdlib/data``).
-- ``KDLIB_CHECKPOINTS`` folder for trained models (default ``checkpoints/`` in the
-                       project, else ``~/.cache/kdlib/checkpoints``).
-- ``KDLIB_BF16``       ``0`` turns bf16 autocast off where the hardware has it (default: on there).
-- ``KDLIB_MALLOC``     ``1``: ``import kdlib`` lets glibc reuse freed memory (:mod:`kdlib.fast.memory`).
+- ``KDLIB_FAST``: ``1``/``true``/``yes``/``on``: fast mode (few epochs, data subsets; the default under pytest);
+  ``0``/``false``/``no``/``off`` or unset: full-length runs, the default for a user; anything else is an error.
+- ``KDLIB_DATA``: folder of the ``<name>-<split>.npz`` dataset files (default ``~/.cache/kdlib/data``).
+- ``KDLIB_CHECKPOINTS``: trained models (default ``checkpoints/`` in the project, else ``~/.cache/kdlib/checkpoints``).
+- ``KDLIB_BF16``: ``0`` turns bf16 autocast off where the hardware has it (default: on there).
+- ``KDLIB_MALLOC``: ``1``: ``import kdlib`` lets glibc reuse freed memory (:mod:`kdlib.fast.memory`).
 """
 from __future__ import annotations
 
@@ -20,6 +17,7 @@ import torch
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def flag(name: str, default: bool = False) -> bool:
@@ -28,11 +26,9 @@ def flag(name: str, default: bool = False) -> bool:
     if raw is None:
         return default
     value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError(f"{name} must be one of 1/0, true/false, yes/no, on/off, got {raw!r}")
+    if value not in _TRUE | _FALSE:
+        raise ValueError(f"{name} must be one of 1/0, true/false, yes/no, on/off, got {raw!r}")
+    return value in _TRUE
 
 
 def fast_mode() -> bool:
@@ -51,9 +47,6 @@ def data_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "kdlib" / "data"
 
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
 def checkpoint_dir() -> Path:
     """Folder for checkpoints (git-ignored inside the project)."""
     env = os.environ.get("KDLIB_CHECKPOINTS")
@@ -65,18 +58,19 @@ def checkpoint_dir() -> Path:
 
 
 def device(which=None) -> torch.device:
-    """Where kdlib trains and predicts (the one device rule, :mod:`kdlib.train`): ``which`` (a
-    device or its name) when given, else the GPU when there is one, else the CPU. A GPU comes with
-    its index (``cuda:0``, the current one), as its tensors report it, so devices compare equal."""
-    d = torch.device(which if which is not None else "cuda" if torch.cuda.is_available() else "cpu")
+    """Where kdlib trains and predicts: ``which`` (a device or name), else the GPU if any, else the CPU; a GPU
+    comes with its index (the current one, ``cuda:0``), as its tensors report it, so devices compare equal."""
+    if which is None:
+        which = "cuda" if torch.cuda.is_available() else "cpu"
+    d = torch.device(which)
     if d.type == "cuda" and d.index is None and torch.cuda.is_available():
         d = torch.device("cuda", torch.cuda.current_device())
     return d
 
 
 def bf16(where=None) -> bool:
-    """bf16 autocast for convnets where the hardware of device ``where`` (default :func:`device`)
-    has it (a GPU that supports bf16, or a CPU with AVX512-BF16/AMX), unless ``KDLIB_BF16=0``."""
+    """bf16 autocast for convnets where device ``where`` (default :func:`device`) has it (a bf16 GPU, or a
+    CPU with AVX512-BF16/AMX), unless ``KDLIB_BF16=0``."""
     kind = device(where).type
     if kind == "cuda":
         has = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
@@ -98,13 +92,12 @@ def isa(flags) -> str:
 
 
 def cpu_name() -> str:
-    """The CPU's model name and its vector instructions (Linux /proc/cpuinfo, e.g. "AMD EPYC (AVX2
-    only)"), else the platform's: timings say where they ran (our machines differ in AVX-512 and bf16)."""
+    """The CPU's model name and vector instructions (Linux /proc/cpuinfo, e.g. "AMD EPYC (AVX2 only)"),
+    else the platform's: timings say where they ran."""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
         name = next(x.split(":", 1)[1].strip() for x in lines if x.startswith("model name"))
         flags = next((x.split(":", 1)[1].split() for x in lines if x.startswith("flags")), None)
         return f"{name} ({isa(flags)})" if flags is not None else name
     except (OSError, StopIteration):
-        pass
-    return platform.processor() or platform.machine()
+        return platform.processor() or platform.machine()

@@ -1,9 +1,8 @@
 """Datasets as whole tensors: load, split, normalise, and slice into batches.
 
-On disk every dataset is one file ``<data dir>/<name>-<split>.npz`` with two arrays,
-``images`` (uint8, N x 28 x 28 or N x 32 x 32 x 3) and ``labels`` (int64, 0..9).
-The data dir is ``$KDLIB_DATA`` (see :mod:`kdlib.config`). A missing file is built once
-from torchvision's downloaders; offline, the error says which file is missing and how to get it.
+A dataset is ``<data dir>/<name>-<split>.npz`` with ``images`` (uint8, N x 28 x 28 or N x 32 x 32 x 3) and
+``labels`` (int64, 0..9), built once with torchvision's downloaders when missing. The data dir is ``$KDLIB_DATA``,
+else ``~/.cache/kdlib/data`` (:func:`kdlib.config.data_dir`).
 """
 from __future__ import annotations
 
@@ -27,28 +26,20 @@ NUM_CLASSES = 10
 MEAN = {"mnist": (0.1307,), "cifar10": (0.4914, 0.4822, 0.4465), "svhn": (0.4377, 0.4438, 0.4728)}
 STD = {"mnist": (0.3081,), "cifar10": (0.2470, 0.2435, 0.2616), "svhn": (0.1980, 0.2010, 0.1970)}
 
-# Seconds a download waits for the server on any one network operation (connect, each read)
-# before it gives up: a network that accepts and never answers must not block load() forever.
-DOWNLOAD_TIMEOUT = 60.0
-# Seconds one dataset's whole download may take: a server that trickles a byte now and then never
-# trips DOWNLOAD_TIMEOUT. Ten minutes gets CIFAR-10's 170 MB at 0.3 MB/s.
-DOWNLOAD_DEADLINE = 600.0
+DOWNLOAD_TIMEOUT = 60.0  # seconds per network operation (connect, each read): a silent server must not hang load()
+DOWNLOAD_DEADLINE = 600.0  # seconds for a whole download (a trickling server); gets CIFAR-10's 170 MB at 0.3 MB/s
 
 
 class DatasetError(ValueError):
     """A dataset file exists but does not hold what it should."""
 
 
-def _check_name_split(name: str, split: str) -> None:
+def path_of(name: str, split: str) -> Path:
+    """Where ``load(name, split)`` looks: ``<data dir>/<name>-<split>.npz``."""
     if name not in NAMES:
         raise ValueError(f"name must be one of {NAMES}, got {name!r}")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-
-
-def path_of(name: str, split: str) -> Path:
-    """Where ``load(name, split)`` looks: ``<data dir>/<name>-<split>.npz``."""
-    _check_name_split(name, split)
     return config.data_dir() / f"{name}-{split}.npz"
 
 
@@ -67,8 +58,7 @@ def validate(images: np.ndarray, labels: np.ndarray, name: str, where: str = "")
     if len(labels) == 0:
         raise DatasetError(f"{where or 'dataset'} is empty")
     if labels.min() < 0 or labels.max() >= NUM_CLASSES:
-        raise DatasetError(f"labels{at} must lie in [0, {NUM_CLASSES}), "
-                           f"got [{labels.min()}, {labels.max()}]")
+        raise DatasetError(f"labels{at} must lie in [0, {NUM_CLASSES}), got [{labels.min()}, {labels.max()}]")
 
 
 def save_npz(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
@@ -86,18 +76,15 @@ def _read_npz(path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
         with f:
             missing = {"images", "labels"} - set(f.files)
             if missing:
-                raise DatasetError(f"{path} lacks the array(s) {sorted(missing)}; "
-                                   f"it must hold 'images' and 'labels'")
+                raise DatasetError(f"{path} lacks the array(s) {sorted(missing)}; it must hold 'images' and 'labels'")
             images, labels = f["images"], f["labels"]
     except DatasetError:
         raise
     except PermissionError as e:
-        raise PermissionError(f"{path} cannot be read: permission denied. Make it readable "
-                              f"(chmod u+r {path}, or ask its owner), or point KDLIB_DATA at a "
-                              f"folder whose files you can read.") from e
+        raise PermissionError(f"{path} cannot be read: permission denied. Make it readable (chmod u+r {path}, or "
+                              f"ask its owner), or point KDLIB_DATA at a folder whose files you can read.") from e
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        raise DatasetError(f"{path} is not a readable .npz dataset file ({type(e).__name__}: {e}). "
-                           f"{rebuild}") from e
+        raise DatasetError(f"{path} is not a readable .npz dataset file ({type(e).__name__}: {e}). {rebuild}") from e
     except MemoryError as e:  # a header that declares an array larger than memory
         raise DatasetError(f"{path} declares an array too large for this machine's memory "
                            f"({e}); a dataset file is at most a few hundred MB. {rebuild}") from e
@@ -121,28 +108,26 @@ def _from_torchvision(name: str, split: str, root: Path) -> tuple[np.ndarray, np
 
 
 def svhn_arrays(data: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """torchvision's SVHN arrays (N x 3 x 32 x 32, labels 0..9) to ours (N x 32 x 32 x 3).
-
-    torchvision already maps the .mat files' label 10 to digit 0; a stray 10 is mapped here too.
-    """
+    """torchvision's SVHN arrays (N x 3 x 32 x 32, labels 0..9) to ours (N x 32 x 32 x 3); a stray label 10
+    (the .mat files' digit 0, which torchvision already maps) becomes 0."""
     labels = np.asarray(labels, dtype=np.int64).reshape(-1).copy()
     labels[labels == 10] = 0
     return np.ascontiguousarray(np.transpose(data, (0, 2, 3, 1)), dtype=np.uint8), labels
 
 
-_HOW_TO = ("Either connect to the internet and call kdlib.data.load again (it downloads with "
-           "torchvision), or copy the file there, or point KDLIB_DATA at a folder that holds it "
-           "(in this project: KDLIB_DATA=../shared/data).")
+_HOW_TO = ("Either connect to the internet and call kdlib.data.load again (it downloads with torchvision), or copy the "
+           "file there, or point KDLIB_DATA at a folder that holds it (in this project: KDLIB_DATA=../shared/data).")
 
 
 def _folders(top: Path) -> set[Path]:
     """``top`` and every folder inside it (none if ``top`` is not a folder)."""
-    return {top, *(p for p in top.rglob("*") if p.is_dir())} if top.is_dir() else set()
+    if not top.is_dir():
+        return set()
+    return {top, *(p for p in top.rglob("*") if p.is_dir())}
 
 
 def _remove_empty(folders: set[Path]) -> None:
-    """Remove those of ``folders`` that are empty, deepest first (a folder whose folders went is
-    empty then); a folder that cannot go (a file appeared in it) stays."""
+    """Remove those of ``folders`` that are empty, deepest first; a folder that is not empty stays."""
     for d in sorted(folders, key=lambda p: len(p.parts), reverse=True):
         try:
             d.rmdir()  # only ever removes an empty folder
@@ -151,12 +136,8 @@ def _remove_empty(folders: set[Path]) -> None:
 
 
 def _download(name: str, split: str, folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_from_torchvision` into ``folder/torchvision``, each network operation given up after
-    ``DOWNLOAD_TIMEOUT`` s and the whole download after ``DOWNLOAD_DEADLINE`` s (TimeoutError).
-
-    It runs in a daemon thread: past the deadline that thread is left to end at its next timeout.
-    On failure the empty folders it made (e.g. ``torchvision/MNIST/raw``) are removed.
-    """
+    """:func:`_from_torchvision` into ``folder/torchvision`` in a daemon thread, given up after DOWNLOAD_TIMEOUT s
+    per network operation or DOWNLOAD_DEADLINE s in all (TimeoutError); on failure its empty folders are removed."""
     before, outcome = _folders(folder), {}
 
     def work():
@@ -183,26 +164,22 @@ def _download(name: str, split: str, folder: Path) -> tuple[np.ndarray, np.ndarr
 
 
 def load(name: str, split: str, download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return ``(images, labels)``: a uint8 tensor (N x 28 x 28 or N x 32 x 32 x 3) and an int64 tensor.
-
-    ``name`` is one of ``"mnist"``, ``"cifar10"``, ``"svhn"``; ``split`` is ``"train"`` or ``"test"``.
-    """
+    """``(images, labels)`` of ``name`` (``"mnist"``, ``"cifar10"``, ``"svhn"``) and ``split`` (``"train"``,
+    ``"test"``): a uint8 tensor (N x 28 x 28 or N x 32 x 32 x 3) and an int64 tensor."""
     path = path_of(name, split)
     if path.parent.exists() and not path.parent.is_dir():
         raise NotADirectoryError(f"The data folder {path.parent} (KDLIB_DATA) is a file, not a folder: "
                                  f"point KDLIB_DATA at the folder that holds {path.name}.")
     if not path.exists():
         if not download:
-            raise FileNotFoundError(f"Missing dataset file {path.name} ({name} {split}) in "
-                                    f"{path.parent}. {_HOW_TO}")
+            raise FileNotFoundError(f"Missing dataset file {path.name} ({name} {split}) in {path.parent}. {_HOW_TO}")
         try:
             images, labels = _download(name, split, path.parent)
         except Exception as e:  # offline, no answer in time, or a broken download
             raise FileNotFoundError(
-                f"Missing dataset file {path.name} ({name} {split}) in {path.parent}, and "
-                f"torchvision could not download {name} ({type(e).__name__}: {e}; it gives up when "
-                f"the server does not answer within {DOWNLOAD_TIMEOUT:g} s, or after "
-                f"{DOWNLOAD_DEADLINE:g} s in all). {_HOW_TO}") from e
+                f"Missing dataset file {path.name} ({name} {split}) in {path.parent}, and torchvision could not "
+                f"download {name} ({type(e).__name__}: {e}; it gives up when the server does not answer within "
+                f"{DOWNLOAD_TIMEOUT:g} s, or after {DOWNLOAD_DEADLINE:g} s in all). {_HOW_TO}") from e
         validate(images, labels, name, f"torchvision's {name} {split}")
         save_npz(path, images, labels)
     images, labels = _read_npz(path, name)
@@ -210,12 +187,9 @@ def load(name: str, split: str, download: bool = True) -> tuple[torch.Tensor, to
 
 
 def train_val_split(n: int, n_val: int, seed: int = 42) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices of a deterministic train/validation split of ``n`` items.
-
-    The same permutation as ``torch.utils.data.random_split(range(n), [n - n_val, n_val],
-    generator=torch.Generator().manual_seed(seed))``: with MNIST's 60,000 images, ``n_val=12000``
-    and seed 42 this is the seed experiment's 48,000 / 12,000 split.
-    """
+    """Indices of a deterministic train/validation split of ``n`` items: the permutation of
+    ``torch.utils.data.random_split(range(n), [n - n_val, n_val], generator=torch.Generator().manual_seed(seed))``.
+    MNIST's 60,000 images with ``n_val=12000`` and seed 42 give the seed experiment's 48,000 / 12,000 split."""
     if not 0 < n_val < n:
         raise ValueError(f"n_val must lie in (0, {n}), got {n_val}")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
@@ -223,9 +197,8 @@ def train_val_split(n: int, n_val: int, seed: int = 42) -> tuple[torch.Tensor, t
 
 
 def to_float(images: torch.Tensor, name: str) -> torch.Tensor:
-    """uint8 images to normalised float32, N x C x H x W: ``(x / 255 - mean) / std``.
-
-    ``images``: a tensor in :func:`load`'s layout for ``name`` (MNIST also N x 1 x 28 x 28)."""
+    """uint8 images in :func:`load`'s layout for ``name`` (MNIST also N x 1 x 28 x 28) to normalised
+    float32, N x C x H x W: ``(x / 255 - mean) / std``."""
     if name not in NAMES:
         raise ValueError(f"name must be one of {NAMES}, got {name!r}")
     if not isinstance(images, torch.Tensor):
@@ -236,16 +209,18 @@ def to_float(images: torch.Tensor, name: str) -> torch.Tensor:
         allowed = " or ".join("N x " + " x ".join(map(str, s)) for s in shapes)
         raise ValueError(f"images for {name} must have shape {allowed}, got {tuple(images.shape)}")
     x = images.float() / 255  # never in place: .float() of a float32 tensor is that tensor
-    x = x.unsqueeze(1) if x.ndim == 3 else x if name == "mnist" else x.permute(0, 3, 1, 2)
+    if x.ndim == 3:  # MNIST, N x 28 x 28
+        x = x.unsqueeze(1)
+    elif name != "mnist":  # N x 32 x 32 x 3
+        x = x.permute(0, 3, 1, 2)
     mean = torch.tensor(MEAN[name]).view(1, -1, 1, 1)
     std = torch.tensor(STD[name]).view(1, -1, 1, 1)
     return ((x - mean) / std).contiguous()
 
 
 def load_split(name: str, n_val: int, seed: int = 42, subset: int | None = None):
-    """Normalised float tensors for training: a dict with ``train``, ``val`` and ``test``,
-    each an ``(x, y)`` pair. ``subset`` keeps the first ``subset`` items of each part (fast mode).
-    """
+    """Normalised float tensors: a dict of ``train``, ``val`` and ``test`` ``(x, y)`` pairs; ``subset`` keeps
+    the first ``subset`` items of each part (fast mode)."""
     images, labels = load(name, "train")
     tr, va = train_val_split(len(labels), n_val, seed)
     test_images, test_labels = load(name, "test")
@@ -256,13 +231,9 @@ def load_split(name: str, n_val: int, seed: int = 42, subset: int | None = None)
     return parts
 
 
-def batches(*tensors: torch.Tensor, batch_size: int, shuffle: bool = False,
-            generator: torch.Generator | None = None):
-    """Yield tuples of aligned slices of ``tensors``, ``batch_size`` rows at a time.
-
-    With ``shuffle`` the rows are permuted once per call with ``generator`` (reproducible);
-    the last partial batch is kept.
-    """
+def batches(*tensors: torch.Tensor, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None):
+    """Yield tuples of aligned slices of ``tensors``, ``batch_size`` rows at a time (the last one may be
+    shorter); with ``shuffle`` the rows are permuted once per call with ``generator``."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     n = len(tensors[0])

@@ -7,14 +7,9 @@ from pathlib import Path
 
 
 def atomic_write(path: Path, write) -> Path:
-    """Call ``write(f)`` on a temporary binary file beside ``path``, then move it into place.
-
-    A reader sees the old file or the whole new one, never a part. The temporary file is created
-    with ``os.open(..., 0o666)``, so the system gives it the mode any file the user writes gets
-    (0666 less the umask, or what a folder's default ACL says), not ``mkstemp``'s private 0600;
-    the process umask is never read or changed (changing it, even for a moment, would affect
-    files other threads create meanwhile).
-    """
+    """Call ``write(f)`` on a temporary binary file beside ``path``, then move it into place: a reader sees
+    the old file or the whole new one. ``os.open(..., 0o666)`` gives it the mode of any file the user writes
+    (umask, default ACL), not ``mkstemp``'s 0600, without reading or changing the process umask."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")

@@ -1,11 +1,8 @@
-"""Hinton, Vinyals & Dean (2015), "Distilling the Knowledge in a Neural Network", section 3
-(MNIST): the experiment code of notebook 06.
+"""Hinton, Vinyals & Dean (2015), "Distilling the Knowledge in a Neural Network", section 3 (MNIST): notebook 06.
 
-The teacher is a 784-1200-1200-10 MLP trained with dropout on jittered images; the students are
-plain MLPs (no dropout, no jitter) trained on the untranslated training split, either on the
-labels alone or on the teacher's soft targets at a temperature T plus the labels. The teacher's
-logits are computed once (:func:`kdlib.train.predict_logits`) and travel with the images as an
-extra tensor, so a student epoch never runs the teacher.
+A 784-1200-1200-10 teacher trained with dropout on jittered images; plain MLP students (no dropout, no jitter)
+trained on the labels alone or on the teacher's soft targets at a temperature T plus the labels. The teacher's
+logits are computed once (:func:`kdlib.train.predict_logits`) and travel with the images as an extra tensor.
 """
 from __future__ import annotations
 
@@ -17,17 +14,14 @@ import torch
 from . import augment, checkpoint, config, losses, models, recipes, train
 from .repro import seed_everything
 
+
 # ---- The teacher (section 3, first paragraph) ------------------------------------------------
-
-
 @dataclass(frozen=True)
 class MLPTeacherSettings:
-    """The 784-1200-1200-10 teacher: dropout 0.5 after each hidden layer and 0.2 on the inputs
-    (the MNIST nets of Srivastava et al. 2014, which the paper cites for its regularisation; we
-    leave out their max-norm weight constraint), every training image jittered by up to
-    ``jitter`` pixels in any direction (section 3). CPU-sized: Adam (fused) with a cosine schedule
-    from ``lr`` to 0 over ``epochs`` epochs, batches of ``batch_size``, on the 48,000-image split
-    (the paper used all 60,000). These settings name the checkpoint."""
+    """The 784-1200-1200-10 teacher (its settings name the checkpoint): dropout 0.5 after each hidden layer and 0.2
+    on the inputs (Srivastava et al. 2014's MNIST nets, without their max-norm constraint), training images jittered
+    by up to ``jitter`` pixels (section 3). CPU-sized: Adam (fused), cosine from ``lr`` to 0 over ``epochs`` epochs,
+    on the 48,000-image split (the paper used all 60,000)."""
     model: str = "MLP(1200, 1200)"
     hidden: tuple = (1200, 1200)
     input_dropout: float = 0.2
@@ -48,26 +42,20 @@ def teacher_settings() -> MLPTeacherSettings:
 
 
 def _train_teacher(model: torch.nn.Module, s, desc: str | None, loss_fn=train.cross_entropy) -> dict:
-    """Section 3's recipe with the settings ``s`` (seed, subset, lr, epochs, jitter, batch_size), on
-    ``loss_fn`` (labels; :mod:`kdlib.when`'s quick teacher passes smoothed labels)."""
+    """Section 3's recipe with the settings ``s`` on ``loss_fn`` (:mod:`kdlib.when` passes smoothed labels)."""
     gen = seed_everything(s.seed)
     d = recipes.mnist_split(s.subset)
     opt = torch.optim.Adam(model.parameters(), lr=s.lr, fused=True)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=s.epochs)
     shift = lambda xb, g: augment.jitter(xb, g, max_shift=s.jitter)  # noqa: E731
-    hist = train.fit(model, sched, train.Batches(*d["train"], batch_size=s.batch_size, generator=gen,
-                                                 augment=shift),
+    hist = train.fit(model, sched, train.Batches(*d["train"], batch_size=s.batch_size, generator=gen, augment=shift),
                      d["val"], epochs=s.epochs, loss_fn=loss_fn, desc=desc)
-    x_te, y_te = d["test"]
-    return {"history": hist, "test_errors": errors(model, x_te, y_te), "test_images": len(y_te)}
+    return {"history": hist, "test_errors": errors(model, *d["test"]), "test_images": len(d["test"][1])}
 
 
 def hinton_teacher(progress: bool = True, settings: MLPTeacherSettings | None = None):
-    """The frozen 784-1200-1200-10 teacher, loaded from its checkpoint or trained now.
-
-    ``settings`` defaults to :func:`teacher_settings`. Returns ``(model, info)``; info has
-    ``history``, ``test_errors``, ``test_images``, ``path``, ``loaded`` and ``settings``.
-    """
+    """The frozen teacher (``settings`` default: :func:`teacher_settings`), loaded or trained now. Returns ``(model,
+    info)``; info has ``history``, ``test_errors``, ``test_images``, ``path``, ``loaded`` and ``settings``."""
     s = settings or teacher_settings()
     build = lambda: models.MLP(s.hidden, input_dropout=s.input_dropout, dropout=s.dropout)  # noqa: E731
     return checkpoint.cached_model("hinton-teacher", s, build,
@@ -75,17 +63,15 @@ def hinton_teacher(progress: bool = True, settings: MLPTeacherSettings | None = 
 
 
 # ---- Transfer sets and students (section 3) --------------------------------------------------
-
 LR = 1e-3       # students: Adam (fused), cosine-annealed from LR to 0 over the run's epochs
 BATCH = 256     # students' batch size
-ALPHA = 0.9     # weight of the soft term (kdlib's convention); the labels get 1 - ALPHA: section 2,
-                # "a considerably lower weight on the second objective function" (the labels)
+ALPHA = 0.9     # weight of the soft term; the labels get 1 - ALPHA, "a considerably lower weight" (section 2)
 
 
 def transfer_set(x: torch.Tensor, y: torch.Tensor, *extra: torch.Tensor, omit=(), keep=None) -> tuple:
-    """The rows of ``(x, y, *extra)`` whose label is not in ``omit`` (section 3: "omitting all
-    examples of the digit 3"), or, with ``keep``, only those whose label is in ``keep`` ("only the
-    7s and 8s"). ``extra`` (e.g. cached teacher logits) is filtered with the same rows."""
+    """The rows of ``(x, y, *extra)`` whose label is not in ``omit`` (section 3: "omitting all examples of the
+    digit 3"), or, with ``keep``, only those whose label is in ``keep`` ("only the 7s and 8s").
+    ``extra`` (e.g. cached teacher logits) is filtered with the same rows."""
     if keep is not None and len(omit):
         raise ValueError("give omit or keep, not both")
     if keep is not None:
@@ -96,20 +82,15 @@ def transfer_set(x: torch.Tensor, y: torch.Tensor, *extra: torch.Tensor, omit=()
 
 
 def kd_loss(T: float, alpha: float = ALPHA):
-    """``loss_fn(z, y, v) = alpha * T^2 * KL(softmax(v/T) || softmax(z/T)) + (1 - alpha) * CE(z, y)``
-    (section 2; :func:`kdlib.losses.distillation_loss`), ``v`` the teacher's cached logits. The
-    student alone uses :func:`kdlib.train.cross_entropy` instead."""
+    """``loss_fn(z, y, v) = alpha * T^2 * KL(softmax(v/T) || softmax(z/T)) + (1 - alpha) * CE(z, y)`` (section 2;
+    :func:`kdlib.losses.distillation_loss`), ``v`` the teacher's cached logits."""
     return lambda z, y, v: losses.distillation_loss(z, v, y, T, alpha)
 
 
 def train_mlp_student(hidden, loss_fn, train_data: tuple, seed: int, *, epochs: int, desc: str | None = None):
-    """A 784-``hidden``-10 MLP without dropout, trained for ``epochs`` epochs on ``train_data``
-    (``(x, y)``, or ``(x, y, v)`` with ``v`` the teacher's cached logits) with
-    ``loss_fn(z, y[, v])``: :func:`kd_loss` or :func:`kdlib.train.cross_entropy`.
-
-    The same ``seed`` gives the same initial weights and the same batches whatever ``loss_fn``, so
-    a student alone and a distilled one form a pair. Returns ``(model in eval mode, history)``.
-    """
+    """A 784-``hidden``-10 MLP without dropout trained ``epochs`` epochs on ``train_data`` = ``(x, y)`` or ``(x, y, v)``
+    (``v``: cached teacher logits) with ``loss_fn`` (:func:`kd_loss` or :func:`kdlib.train.cross_entropy`). A ``seed``
+    gives the same initial weights and batches whatever ``loss_fn``. Returns ``(model in eval mode, history)``."""
     if len(train_data) < 3 and loss_fn is not train.cross_entropy:
         raise ValueError(f"train_data has {len(train_data)} tensors; a loss other than "
                          "train.cross_entropy needs train_data = (x, y, teacher_logits)")
@@ -123,7 +104,6 @@ def train_mlp_student(hidden, loss_fn, train_data: tuple, seed: int, *, epochs: 
 
 
 # ---- Scores ----------------------------------------------------------------------------------
-
 def errors(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, classes=None) -> int:
     """How many images of ``(x, y)`` ``model`` gets wrong (the paper counts test errors out of
     10,000); with ``classes``, only among the images of those classes (e.g. the test 3s)."""
@@ -134,13 +114,9 @@ def errors(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, classes=Non
 
 
 def choose_bias(model: torch.nn.Module, x_val: torch.Tensor, y_val: torch.Tensor, classes, deltas):
-    """The bias shift of ``classes`` with the fewest errors on the validation images (section 3:
-    raise the bias of the unseen 3, lower those of 7 and 8). The paper chose its shifts on the test
-    set; we choose on validation and read the test set once, afterwards. Adding ``delta`` to a
-    class's output bias adds ``delta`` to its logit for every image (:func:`kdlib.models.shift_bias`),
-    so the logits are computed once and shifted for each delta.
-
-    Returns ``(best delta, validation errors for each delta)``; on a tie the first minimum wins."""
+    """The bias shift of ``classes`` with the fewest validation errors (section 3: raise the unseen 3's bias, lower
+    7's and 8's; the paper chose on the test set), from logits computed once (a bias shift is a logit shift).
+    Returns ``(best delta, validation errors per delta)``; on a tie the first minimum wins."""
     logits = train.predict_logits(model, x_val)
     shift = torch.zeros(logits.shape[1])
     shift[torch.as_tensor(np.atleast_1d(classes))] = 1.0

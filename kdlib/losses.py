@@ -2,40 +2,20 @@
 
 Notation (Hinton, Vinyals & Dean 2015): z = student logits, v = teacher logits, both N x C;
 T = temperature; q = softmax(z/T) the student's soft output; p = softmax(v/T) the soft targets.
-
-Convention: ``alpha`` weights the SOFT term, as in Hinton et al. and the seed experiment
-(torchdistill and the Keras example use the opposite: their alpha weights the hard term).
-
-T, alpha, sigma and fraction may be any real number: Python, NumPy or a 0-d tensor, not a bool.
-T must be at least ``T_MIN``: a smaller T lets z / T overflow to inf (NaN losses);
-:func:`soft_target_loss` takes T up to ``T_MAX``, the range its exactness is tested over.
+``alpha`` weights the SOFT term, as in Hinton et al. and the seed experiment (torchdistill and the
+Keras example weight the hard term). T must be at least ``T_MIN`` (smaller: z / T overflows).
 """
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 import torch.nn.functional as F
 
+from . import argcheck
+
 T_MIN = 1e-4
-T_MAX = 1e8
-
-
-def _real(name: str, x, allowed: str, ok) -> float:
-    """``float(x)`` if x is a real number (not a bool) for which ``ok`` holds, else ValueError."""
-    value = x.item() if isinstance(x, torch.Tensor) and x.ndim == 0 else x
-    try:
-        good = isinstance(value, numbers.Real) and not isinstance(value, bool) and ok(float(value))
-    except OverflowError:  # an int too large for a float
-        good = False
-    if not good:
-        raise ValueError(f"{name} must be {allowed}, got {x!r}")
-    return float(value)
-
-
-def _check_T(T) -> float:
-    return _real("T", T, f"a finite number >= T_MIN = {T_MIN:g}", lambda t: T_MIN <= t < math.inf)
+T_MAX = 1e8  # soft_target_loss's largest T: the range its exactness is tested over
 
 
 def _check_logits(name: str, x: torch.Tensor) -> None:
@@ -59,7 +39,7 @@ def _check_pair(z: torch.Tensor, v: torch.Tensor, names=("student_logits", "teac
 def softmax_t(logits: torch.Tensor, T: float) -> torch.Tensor:
     """Softmax with temperature over the class dimension: q_i = exp(z_i/T) / sum_j exp(z_j/T)
     (Hinton et al. 2015, eq. 1). T -> 0 gives the arg-max one-hot, T -> inf gives 1/C."""
-    T = _check_T(T)
+    T = argcheck.number("T", T, f"a finite number >= T_MIN = {T_MIN:g}", lambda t: T_MIN <= t < math.inf)
     if not isinstance(logits, torch.Tensor) or logits.ndim < 1 or not logits.is_floating_point():
         raise ValueError("logits must be a float tensor with the classes in the last dimension")
     return torch.softmax(logits / T, dim=-1)
@@ -69,16 +49,13 @@ def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
                      T: float) -> torch.Tensor:
     """T^2 * KL(p || q), summed over classes and averaged over the batch ('batchmean').
 
-    Its gradient is T * (q - p) / N per logit: Hinton eq. 2, dC/dz_i = (q_i - p_i) / T, times T^2
-    so that the soft term keeps its size as T changes (Hinton section 2).
-    A teacher logit of -inf is a target p_i = 0, which adds 0 log 0 = 0 to the KL.
-
-    Computed in float64 (result in the logits' dtype) as KL = sum_i [p_i l_i - (p_i - q_i)],
-    l_i = log p_i - log q_i: every term is >= 0, so at a large T, where the KL is about
-    T^-2 times smaller than log p_i, rounding does not cancel the result away (``kl_div`` in
-    float32 gave 8947.7 for 5.514 at T = 1e6). T may be at most ``T_MAX``.
+    Its gradient is T (q - p) / N per logit: Hinton eq. 2, dC/dz_i = (q_i - p_i) / T, times T^2 so
+    that the soft term keeps its size as T changes (section 2). A teacher logit of -inf adds 0.
+    Computed in float64 as sum_i [p_i l_i - (p_i - q_i)], l_i = log p_i - log q_i, every term >= 0,
+    so rounding cannot cancel it away at a large T (``kl_div`` in float32 gave 8947.7 for 5.514 at
+    T = 1e6); the result comes in the logits' dtype. T at most ``T_MAX``.
     """
-    T = _real("T", T, f"a number >= T_MIN = {T_MIN:g} and <= T_MAX = {T_MAX:g}",
+    T = argcheck.number("T", T, f"a number >= T_MIN = {T_MIN:g} and <= T_MAX = {T_MAX:g}",
               lambda t: T_MIN <= t <= T_MAX)
     _check_pair(student_logits, teacher_logits)
     log_q = F.log_softmax(student_logits.double() / T, dim=1)
@@ -110,7 +87,7 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     alpha weights the SOFT term (Hinton et al. 2015, section 2; seed experiment: T=2, alpha=0.8).
     alpha=1 is pure distillation, alpha=0 plain training on the labels.
     """
-    alpha = _real("alpha", alpha, "a number in [0, 1]", lambda a: 0 <= a <= 1)
+    alpha = argcheck.number("alpha", alpha, "a number in [0, 1]", lambda a: 0 <= a <= 1)
     _check_pair(student_logits, teacher_logits)
     _check_labels(labels, *student_logits.shape)
     soft = soft_target_loss(student_logits, teacher_logits, T)
@@ -126,8 +103,8 @@ def logit_regression_loss(student_logits: torch.Tensor, target_logits: torch.Ten
 
 def check_noise(sigma: float, fraction: float) -> tuple[float, float]:
     """``(sigma, fraction)`` as floats, or a ValueError: sigma a finite number >= 0, fraction in [0, 1]."""
-    return (_real("sigma", sigma, "a finite number >= 0", lambda s: 0 <= s < math.inf),
-            _real("fraction", fraction, "a number in [0, 1]", lambda f: 0 <= f <= 1))
+    return (argcheck.number("sigma", sigma, "a finite number >= 0", lambda s: 0 <= s < math.inf),
+            argcheck.number("fraction", fraction, "a number in [0, 1]", lambda f: 0 <= f <= 1))
 
 
 def perturb_logits(logits: torch.Tensor, sigma: float, fraction: float,

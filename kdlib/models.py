@@ -4,11 +4,12 @@ from __future__ import annotations
 import copy
 import math
 import numbers
-import operator
 from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
+
+from . import argcheck
 
 
 def TeacherNet() -> nn.Sequential:
@@ -132,29 +133,22 @@ def LeNetSVHN(dropout: float = 0.0) -> nn.Sequential:
 
 def MLP(hidden: Sequence[int] = (800, 800), input_dropout: float = 0.0, dropout: float = 0.0,
         in_features: int = 784, num_classes: int = 10) -> nn.Sequential:
-    """A plain fully connected network: Flatten, [Dropout(``input_dropout``)], then for each size
-    in ``hidden`` Linear-ReLU-[Dropout(``dropout``)], and a final Linear to ``num_classes``
-    (a dropout of 0 adds no layer).
+    """Flatten, [Dropout(``input_dropout``)], then per size in ``hidden`` Linear-ReLU-[Dropout(``dropout``)],
+    and a Linear to ``num_classes`` (a dropout of 0 adds no layer; ``hidden`` may be empty).
 
-    Parameters (784 inputs, 10 classes): 784-1200-1200-10 (Hinton et al.'s teacher, trained with
-    dropout and jittered inputs) 2,395,210; 784-800-800-10 (their student; the same network as
-    :func:`MLP800`) 1,276,810; 784-300-300-10 328,810; 784-30-30-10 24,790.
-
-    ``hidden``: a sequence of positive ints (may be empty: a linear model); ``input_dropout`` and
-    ``dropout``: in [0, 1); ``in_features`` and ``num_classes``: positive ints.
+    784-1200-1200-10 (Hinton et al.'s teacher) has 2,395,210 parameters; 784-800-800-10 (their
+    student, :func:`MLP800`) 1,276,810; 784-300-300-10 328,810; 784-30-30-10 24,790.
+    ``hidden``: positive ints; ``input_dropout`` and ``dropout`` in [0, 1); the sizes positive ints.
     """
     def positive_int(v):
         return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0
 
-    if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence) \
-            or not all(positive_int(h) for h in hidden):
+    if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence) or not all(map(positive_int, hidden)):
         raise ValueError(f"hidden must be a sequence of positive ints (>= 1), got {hidden!r}")
     for name, p in (("input_dropout", input_dropout), ("dropout", dropout)):
-        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
-            raise ValueError(f"{name} must be in [0, 1), got {p!r}")
+        argcheck.number(name, p, "in [0, 1)", lambda x: 0 <= x < 1)
     for name, v in (("in_features", in_features), ("num_classes", num_classes)):
-        if not positive_int(v):
-            raise ValueError(f"{name} must be a positive int (>= 1), got {v!r}")
+        argcheck.integer(name, v, "a positive int (>= 1)", lambda n: n > 0)
     layers: list[nn.Module] = [nn.Flatten()]
     if input_dropout > 0:
         layers.append(nn.Dropout(float(input_dropout)))
@@ -169,19 +163,14 @@ def MLP(hidden: Sequence[int] = (800, 800), input_dropout: float = 0.0, dropout:
 
 
 def shift_bias(model: nn.Module, classes: int | Iterable[int], delta: float) -> nn.Module:
-    """A deep copy of ``model`` with ``delta`` added to the output bias of ``classes``; the
-    caller's model is left unchanged (copy first, so parameters, buffers, train/eval mode and
-    ``requires_grad`` flags carry over).
+    """A deep copy of ``model`` (mode and ``requires_grad`` flags carried over; ``model`` unchanged) with
+    ``delta`` (finite) added to the output bias of ``classes`` (one int or distinct ints in [0, out_features)):
+    ``delta`` is added to those classes' logits for every input, the others stay as they were.
 
-    Hinton et al. (2015), section 3: a student that never saw a 3 gets most test 3s right once
-    the bias of class 3 is raised by 3.5 (``shift_bias(student, 3, 3.5)``); one trained on 7s and
-    8s only gets its biases of 7 and 8 reduced by 7.6 (``shift_bias(student, (7, 8), -7.6)``).
-    Adding ``delta`` to a class's bias adds exactly ``delta`` to that class's logit for every
-    input and leaves the other logits as they were.
-
-    The output layer is the model's last module that holds parameters of its own; it must be an
-    ``nn.Linear`` with a bias. ``classes``: one int or a non-empty collection of distinct ints
-    in [0, out_features); ``delta``: a finite number. Else ValueError.
+    Hinton et al. (2015), section 3: a student that never saw a 3 gets most test 3s right once the bias of
+    class 3 is raised by 3.5 (``shift_bias(student, 3, 3.5)``); one trained on 7s and 8s only needs those
+    of 7 and 8 lowered by 7.6 (``shift_bias(student, (7, 8), -7.6)``). The output layer is the last module
+    with parameters of its own: an ``nn.Linear`` with a bias.
     """
     own = [m for m in model.modules() if next(m.parameters(recurse=False), None) is not None]
     last = own[-1] if own else None
@@ -190,29 +179,16 @@ def shift_bias(model: nn.Module, classes: int | Iterable[int], delta: float) -> 
                          f"parameters is {type(last).__name__ if last is not None else 'none'}"
                          f"{', without a bias' if isinstance(last, nn.Linear) else ''})")
     k = last.out_features
-
-    def as_class(c):
-        if isinstance(c, bool):
-            raise TypeError
-        return operator.index(c)
-
+    allowed = f"an int or a non-empty collection of distinct ints in [0, {k - 1}] (the output layer has {k} classes)"
+    one = not isinstance(classes, Iterable) or getattr(classes, "ndim", None) == 0  # an int, or a 0-d tensor/array
+    items = [classes] if one else list(classes)
     try:
-        cls = [as_class(classes)]
-    except TypeError:
-        try:
-            cls = [as_class(c) for c in classes]
-        except TypeError:
-            raise ValueError(f"classes must be an int or a collection of ints in [0, {k - 1}], "
-                             f"got {classes!r}") from None
-    if not cls:
-        raise ValueError("classes must name at least one class, got an empty collection")
-    if not all(0 <= c < k for c in cls):
-        raise ValueError(f"classes must be ints in [0, {k - 1}] (the output layer has {k} "
-                         f"classes), got {classes!r}")
-    if len(set(cls)) != len(cls):
-        raise ValueError(f"classes must be distinct, got {classes!r}")
-    if isinstance(delta, bool) or not isinstance(delta, numbers.Real) or not math.isfinite(delta):
-        raise ValueError(f"delta must be a finite number, got {delta!r}")
+        cls = [argcheck.integer("classes", c, allowed, lambda i: 0 <= i < k) for c in items]
+    except ValueError:
+        cls = []
+    if not cls or len(set(cls)) != len(cls):
+        raise ValueError(f"classes must be {allowed}, got {classes!r}")
+    argcheck.number("delta", delta, "a finite number", math.isfinite)
     shifted = copy.deepcopy(model)
     own = [m for m in shifted.modules() if next(m.parameters(recurse=False), None) is not None]
     with torch.no_grad():

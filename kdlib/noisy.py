@@ -1,13 +1,8 @@
-"""Noisy teachers (Sau & Balasubramanian 2016, "Deep Model Compression: Distilling Knowledge
-from Noisy Teachers", arXiv 1610.09650), the experiments of notebook 05.
-
-The student regresses to the teacher's logits (eq. 1); in every mini-batch each sample is chosen
-with probability ``fraction`` (the paper calls it alpha; in kdlib alpha is the soft-term weight of
-:func:`kdlib.losses.distillation_loss`) and its teacher logits become z * (1 + xi),
-xi ~ N(0, sigma^2) per logit (eq. 2); the student regresses to those perturbed logits (eq. 3).
-The teacher's logits are computed once (``kdlib.train.predict_logits``); only the noise is drawn
-per batch.
-"""
+"""Noisy teachers (Sau & Balasubramanian 2016, "Deep Model Compression: Distilling Knowledge from Noisy Teachers",
+arXiv 1610.09650), the experiments of notebook 05: the student regresses to the teacher's logits (eq. 1); in each
+batch a sample is picked with probability ``fraction`` (the paper's alpha; in kdlib alpha is the soft-term weight of
+:func:`kdlib.losses.distillation_loss`) and its teacher logits become z (1 + xi), xi ~ N(0, sigma^2) per logit
+(eq. 2); the loss is eq. 3."""
 from __future__ import annotations
 
 import dataclasses
@@ -23,13 +18,9 @@ from .repro import seed_everything
 
 
 def noisy_teacher_loss(sigma: float, fraction: float, generator: torch.Generator | None = None):
-    """``loss_fn(student_logits, labels, teacher_logits)`` for :func:`kdlib.train.fit`: eq. 3,
-    1/2 ||z_s - z_t (1 + xi)||^2 averaged over the batch, with fresh noise on every call."""
+    """``loss_fn(z, y, v)`` for :func:`kdlib.train.fit`: eq. 3, mean 1/2 ||z - v (1 + xi)||^2, new noise per call."""
     sigma, fraction = check_noise(sigma, fraction)
-
-    def loss_fn(z, y, v):
-        return logit_regression_loss(z, perturb_logits(v, sigma, fraction, generator))
-    return loss_fn
+    return lambda z, y, v: logit_regression_loss(z, perturb_logits(v, sigma, fraction, generator))
 
 
 def expected_noisy_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
@@ -42,7 +33,6 @@ def expected_noisy_loss(student_logits: torch.Tensor, teacher_logits: torch.Tens
 
 
 # ---- The expected update: plain SGD against Adam ------------------------------------------------
-
 SCALAR_DEMO = dict(z=5.0, lr=0.01, steps=300)  # the one-parameter student of notebook 05, section 2
 MEAN_UPDATE = dict(steps=10, batch_size=128, seed=0)  # the real student's short runs (mean_update)
 
@@ -56,15 +46,9 @@ def _optimizer(name: str, params, lr: float):
 
 
 def scalar_demo(optimizer: str, sigma: float, fraction: float, repeats: int = 4000, steps: int | None = None):
-    """``repeats`` independent one-parameter students s (all from 0) regressing to a noisy teacher
-    logit z(1 + xi) (eq. 3 with one logit): ``steps`` steps of ``optimizer`` ("sgd" or "adam") on
-    1/2 (s - z(1 + xi))^2, fresh noise on each (z, lr and the default steps: :data:`SCALAR_DEMO`).
-    Returns the final s of every repeat. A toy of a few thousand scalars: it runs on the CPU.
-
-    One tensor holds all repeats: both optimizers act elementwise, so summing the repeats' losses
-    trains each repeat as its own run. Under SGD E[s] does not depend on sigma (the step is linear in
-    the target); under Adam it does (the step is divided by a running RMS that the noise inflates).
-    """
+    """The final s of ``repeats`` one-parameter students (from 0; elementwise, each its own run) after ``steps``
+    of ``optimizer`` ("sgd" or "adam") on 1/2 (s - z(1 + xi))^2 (eq. 3, one logit; :data:`SCALAR_DEMO`). It shows
+    that under SGD E[s] does not depend on sigma and under Adam it does. Runs on the CPU."""
     gen = torch.Generator().manual_seed(0)
     s = torch.zeros(repeats, 1, dtype=torch.float64, requires_grad=True)
     opt = _optimizer(optimizer, [s], SCALAR_DEMO["lr"])
@@ -78,18 +62,14 @@ def scalar_demo(optimizer: str, sigma: float, fraction: float, repeats: int = 40
 
 
 def mean_update(make_model, data: tuple, optimizer: tuple, noise: tuple, repeats: int = 8) -> dict:
-    """How far a real student moves, on average over noise draws, along the clean teacher's path.
-
-    ``data = (x, v)``: images and teacher logits; ``optimizer = (name, lr)``; ``noise = (sigma,
-    fraction)``. Each repeat starts from the same weights (``make_model()`` after seeding) and takes
-    the same few steps on the same batches (:data:`MEAN_UPDATE`) with fresh noise. ``ratio`` is
-    <mean displacement, clean displacement> / |clean displacement|^2: 1 means the average noisy
-    run goes as far as the clean run; ``se`` is its standard error over the repeats.
-    """
+    """How far a real student moves on average over ``repeats`` noise draws, along the clean run's path: ``ratio``
+    = <mean noisy displacement, clean one> / |clean one|^2 (1: as far as the clean run) and its ``se``; each
+    repeat takes the same MEAN_UPDATE steps from the same weights. ``data = (x, v)``, ``optimizer = (name, lr)``,
+    ``noise = (sigma, fraction)``."""
     (x, v), (name, lr), (sigma, fraction) = data, optimizer, noise
     steps, bs, seed = MEAN_UPDATE["steps"], MEAN_UPDATE["batch_size"], MEAN_UPDATE["seed"]
     dev = config.device()
-    x, v = x.to(dev), v.to(dev)  # once, not per step
+    x, v = x.to(dev), v.to(dev)
 
     def displacement(noise_seed, sig):
         torch.manual_seed(seed)
@@ -104,33 +84,26 @@ def mean_update(make_model, data: tuple, optimizer: tuple, noise: tuple, repeats
             loss.backward()
             opt.step()
         return torch.nn.utils.parameters_to_vector(model.parameters()).detach() - start
-
     clean = displacement(0, 0.0)
     proj = torch.stack([displacement(1000 + r, sigma) @ clean for r in range(repeats)]) / clean.dot(clean)
     return {"ratio": float(proj.mean()), "se": float(proj.std() / repeats ** 0.5) if repeats > 1 else 0.0}
 
 
-# ---- Experiment settings -------------------------------------------------------------------
-# "paper": the paper's architectures on the full training sets (for a GPU);
-# "cpu": sized for a 2-core laptop (smaller CIFAR-10 networks, fewer epochs), stated in notebook 05.
-
+# ---- Experiment settings: "paper" (the paper's networks, full data; for a GPU), "cpu" (a laptop) -----
 SIZES = ("cpu", "paper")
 N_VAL = {"mnist": 12000, "cifar10": 5000, "svhn": 6000}  # validation split of the training set, seed 42
-
-_PAPER = {
-    "mnist": dict(teacher=("LeNetMNIST", {}), student=("MLP800", {})),
-    "cifar10": dict(teacher=("NiN", {}), student=("LeNetCIFAR", {})),
-    "svhn": dict(teacher=("NiN", {}), student=("LeNetSVHN", {})),
-}
-_CPU_RGB = dict(teacher=("SmallVGG", {"width": 24}),
-               student=("LeNetCIFAR", {"channels": [16, 32], "hidden": 256}))
+_PAPER = {"mnist": dict(teacher=("LeNetMNIST", {}), student=("MLP800", {})),
+          "cifar10": dict(teacher=("NiN", {}), student=("LeNetCIFAR", {})),
+          "svhn": dict(teacher=("NiN", {}), student=("LeNetSVHN", {}))}
+_CPU_RGB = dict(teacher=("SmallVGG", {"width": 24}), student=("LeNetCIFAR", {"channels": [16, 32], "hidden": 256}))
 _CPU = {**_PAPER, "cifar10": _CPU_RGB, "svhn": _CPU_RGB}  # MNIST keeps the paper's networks
+NOISE_SEED_BASE = 1_000_003  # noise generators are seeded apart from the batches' (seed_everything)
+LOSSES = ("labels", "KD", "L2")
 
 
 @dataclass(frozen=True)
 class DatasetTeacherSettings:
-    """How a dataset's teacher is trained: Adam (``lr``), cosine-annealed over ``epochs``, batch
-    ``batch_size``, random flips when ``flip``; these settings (with the data's) name its checkpoint."""
+    """A dataset's teacher: Adam (``lr``), cosine-annealed over ``epochs``, flips if ``flip``; names its checkpoint."""
     model: str
     model_kwargs: dict
     epochs: int
@@ -159,20 +132,17 @@ class Settings:
 
 
 def settings(dataset: str, size: str = "cpu") -> Settings:
-    """Notebook 05's settings for ``dataset`` at ``size`` ("cpu" or "paper").
-
-    Fast mode (``KDLIB_FAST=1``) cuts the data and the epochs but keeps the networks.
-    """
+    """Notebook 05's settings for ``dataset`` at ``size`` ("cpu" or "paper"); fast mode cuts data and epochs."""
     if dataset not in data.NAMES:
         raise ValueError(f"dataset must be one of {data.NAMES}, got {dataset!r}")
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}, got {size!r}")
     nets = (_PAPER if size == "paper" else _CPU)[dataset]
     mnist = dataset == "mnist"
-    if size == "paper":
-        t_epochs, s_epochs, s_subset = (20, 30, None) if mnist else (60, 40, None)
-    else:
-        t_epochs, s_epochs, s_subset = (4, 8, 10000) if mnist else (5, 10, 10000)  # MNIST: 8 fits 600 s
+    # (teacher epochs, student epochs, student images); on the CPU, MNIST's 8 student epochs fit 600 s
+    runs = ({"paper": (20, 30, None), "cpu": (4, 8, 10000)} if mnist else
+            {"paper": (60, 40, None), "cpu": (5, 10, 10000)})
+    t_epochs, s_epochs, s_subset = runs[size]
     teacher = DatasetTeacherSettings(
         model=nets["teacher"][0], model_kwargs=nets["teacher"][1], epochs=config.pick(t_epochs, 1),
         lr=2e-3 if nets["teacher"][0] == "SmallVGG" else 1e-3, batch_size=64 if mnist else 128,
@@ -193,10 +163,6 @@ def load_data(s: Settings) -> dict:
     return data.load_split(s.dataset, n_val=s.n_val, seed=s.split_seed, subset=s.subset)
 
 
-def _is_conv(model: torch.nn.Module) -> bool:
-    return any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
-
-
 def _teacher_key(s: Settings) -> dict:
     """What the teacher's checkpoint depends on: its training settings and its data."""
     return dict(dataset=s.dataset, n_val=s.n_val, split_seed=s.split_seed, subset=s.subset,
@@ -204,8 +170,7 @@ def _teacher_key(s: Settings) -> dict:
 
 
 def dataset_teacher(s: Settings, d: dict | None = None, progress: bool = True):
-    """The teacher of settings ``s``, frozen, loaded from its checkpoint or trained now (on ``s``'s
-    training split; Adam, cosine-annealed learning rate). Returns ``(model, info)``."""
+    """``(model, info)``: ``s``'s teacher, frozen, loaded from its checkpoint or trained now on ``s``'s data."""
     t = s.teacher
 
     def fit_it(model):
@@ -219,31 +184,21 @@ def dataset_teacher(s: Settings, d: dict | None = None, progress: bool = True):
         hist = train.fit(model, sched, batches, dd["val"], epochs=t.epochs,
                          desc=f"{s.dataset} teacher" if progress else None)
         return {"history": hist, "test_acc": train.evaluate(model, *dd["test"])[1]}
-
     model, info = checkpoint.cached_model(f"noisy-teacher-{s.dataset}", _teacher_key(s),
                                           lambda: build(t.model, t.model_kwargs), fit_it)
     return model.to(config.device()), info
 
 
-NOISE_SEED_BASE = 1_000_003  # noise generators are seeded apart from the batches' (seed_everything)
-
-
 def noise_generator(seed: int) -> torch.Generator:
-    """The generator of student ``seed``'s noisy teacher: its own, so the noise draws never move the
-    batch order, which ``seed_everything(seed)`` fixes for every loss (a pair shares weights and batches)."""
+    """Student ``seed``'s noise generator: its own, so the noise never moves the batch order (a pair shares both)."""
     return torch.Generator().manual_seed(NOISE_SEED_BASE + seed)
-
-
-LOSSES = ("labels", "KD", "L2")
 
 
 @dataclass(frozen=True)
 class Student:
-    """One student of notebook 05: ``loss`` "labels" (cross-entropy: the student alone), "KD"
-    (Hinton's soft targets at ``T``, T^2 KL, no labels: the loss whose T -> infinity limit is
-    logit regression, notebook 04) or "L2" (logit regression to the teacher, eq. 1, with noise
-    ``sigma`` on a ``fraction`` of each batch, eq. 3; sigma 0: the clean teacher); ``dropout``
-    after each hidden layer of the student; Adam at ``lr``."""
+    """A student of notebook 05: ``loss`` "labels" (cross-entropy), "KD" (soft targets at ``T``, T^2 KL, no labels;
+    its T -> inf limit is logit regression, notebook 04) or "L2" (eq. 1; noise ``sigma`` on a ``fraction`` of a
+    batch, eq. 3; sigma 0: clean teacher), ``dropout``, Adam ``lr``."""
     loss: str
     lr: float
     T: float | None = None
@@ -267,20 +222,25 @@ class Student:
         return noisy_teacher_loss(self.sigma, self.fraction, noise_generator(seed))
 
     def __str__(self):
-        what = "labels" if self.loss == "labels" else f"KD, T={self.T:g}" if self.loss == "KD" else "L2, clean"
-        if self.loss == "L2" and self.sigma and self.fraction:
+        if self.loss == "labels":
+            what = "labels"
+        elif self.loss == "KD":
+            what = f"KD, T={self.T:g}"
+        elif self.sigma and self.fraction:
             what = f"L2, sigma {self.sigma:g} (var {self.sigma ** 2:.3g}), fraction {self.fraction:g}"
-        return what + (f", dropout {self.dropout:g}" if self.dropout else "")
+        else:
+            what = "L2, clean"
+        if self.dropout:
+            what += f", dropout {self.dropout:g}"
+        return what
 
 
 def train_student(s: Settings, loss_fn, train_data: tuple, seed: int, lr: float, dropout: float = 0.0):
-    """``s``'s student, trained from scratch with ``loss_fn(z, y, v)`` on ``train_data = (x, y,
-    teacher_logits)``: Adam (``lr``), cosine-annealed over ``s.student_epochs``, batch
-    ``s.student_batch``, no early stop; ``dropout`` in the student. The same ``seed`` gives the same
-    initial weights and batches whatever the loss. Returns the model in eval mode."""
+    """``s``'s student, in eval mode, trained from scratch with ``loss_fn(z, y, v)`` on ``train_data = (x, y, v)``:
+    Adam (``lr``), cosine-annealed, no early stop; ``seed`` fixes the initial weights and batches whatever the loss."""
     gen = seed_everything(seed)
     model = build(s.student, s.student_kwargs, dropout=dropout).to(config.device())
-    if _is_conv(model):
+    if any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
         model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=s.student_epochs)
@@ -290,8 +250,7 @@ def train_student(s: Settings, loss_fn, train_data: tuple, seed: int, lr: float,
 
 
 def student_data(s: Settings, d: dict, teacher: torch.nn.Module) -> dict:
-    """``d`` with its training split cut to the first ``s.student_subset`` images and joined by the
-    frozen teacher's logits, computed once: ``train = (x, y, v)``, ``val`` and ``test`` as in ``d``."""
+    """``d`` with ``train = (x, y, v)``: the first ``s.student_subset`` images, labels, the teacher's logits."""
     x, y = d["train"]
     if s.student_subset:
         x, y = x[: s.student_subset], y[: s.student_subset]
@@ -299,9 +258,8 @@ def student_data(s: Settings, d: dict, teacher: torch.nn.Module) -> dict:
 
 
 def score(s: Settings, data: dict, student: Student, seed: int, split: str) -> dict:
-    """Train ``student`` with ``seed`` on ``data["train"]`` (:func:`student_data`) and score it on
-    ``data[split]`` ("val" while tuning, "test" to report); prints one line. Returns ``{"student",
-    "seed", "split", "acc", "seconds"}``."""
+    """Train ``student`` with ``seed`` on ``data["train"]`` and score it on ``data[split]`` ("val" or
+    "test"); prints one line. Returns ``{"student", "seed", "split", "acc", "seconds"}``."""
     if split not in ("val", "test"):
         raise ValueError(f"split must be 'val' or 'test', got {split!r}")
     t = time.perf_counter()
@@ -312,34 +270,31 @@ def score(s: Settings, data: dict, student: Student, seed: int, split: str) -> d
     return r
 
 
-# ---- Grid search that does not stop at an edge ------------------------------------------------
-
+# ---- Grid search that does not stop at an edge, and notebook 05's grids -----------------------
 LR_LADDER = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)  # Adam learning rates, a factor of about 3 apart
+PAPER_FRACTION = {"mnist": 0.15, "svhn": 0.15, "cifar10": 0.5}  # the paper's alpha, section 3
+# Under noise Adam's mean step is a fraction of the clean one (notebook 05, section 2, measured on the MNIST student
+# only), so the noisy and dropout grids also try this multiple of the clean teacher's lr, at the grid's largest value
+# (3x, the ladder's next step, was far worse on both datasets).
+NOISY_LR_FACTOR = 1.5
+KD_T_TOP = 64.0  # the KD grid's upper end: at large T soft targets approach logit regression (notebook 04)
 
 
 def lr_below(lr: float) -> float | None:
     """The next smaller learning rate of :data:`LR_LADDER` (None at its end)."""
-    smaller = [x for x in LR_LADDER if x < lr * 0.99]
-    return smaller[-1] if smaller else None
+    return next((x for x in reversed(LR_LADDER) if x < lr * 0.99), None)
 
 
 def lr_above(lr: float) -> float | None:
     """The next larger learning rate of :data:`LR_LADDER` (None at its end)."""
-    larger = [x for x in LR_LADDER if x > lr * 1.01]
-    return larger[0] if larger else None
+    return next((x for x in LR_LADDER if x > lr * 1.01), None)
 
 
 def search(run, values, below=None, above=None, known: dict | None = None, max_extra: int = 3) -> dict:
-    """Grid search on validation that extends its grid until the best value is inside it.
-
-    ``run(value)`` trains one student and returns its record (with ``acc``, on validation); every value of
-    ``values`` is run; ``known`` maps values already run (e.g. sigma = 0, the clean teacher) to their
-    records. While the best value (highest ``acc``, the smallest of equals) is the smallest
-    (largest) value tried and ``below(value)`` (``above(value)``) gives a further one, that value is
-    run too, at most ``max_extra`` times. Returns ``best`` (the value), ``records`` (value -> record)
-    and ``edge``: None when the best is inside the grid, else "lower" or "upper" (the grid could
-    not, or was not allowed to, go further).
-    """
+    """Grid search on validation: ``run(value)`` (a record with ``acc``) for each of ``values`` not in ``known`` (value
+    -> record), then, while the best (the smallest of equals) is the smallest (largest) value, ``below(value)``
+    (``above(value)``), at most ``max_extra`` times. Returns ``best``, ``records`` and ``edge``: None when the best
+    is inside the grid, else "lower" or "upper" (the grid could not, or was not allowed to, go further)."""
     if max_extra < 0:
         raise ValueError(f"max_extra must be >= 0, got {max_extra}")
     recs = dict(known or {})
@@ -349,7 +304,6 @@ def search(run, values, below=None, above=None, known: dict | None = None, max_e
 
     def best_value():
         return max(sorted(recs), key=lambda v: recs[v]["acc"])
-
     for _ in range(max_extra):
         lo, hi, best = min(recs), max(recs), best_value()
         if best == lo and below is not None:
@@ -366,27 +320,11 @@ def search(run, values, below=None, above=None, known: dict | None = None, max_e
     return dict(best=best, records=dict(sorted(recs.items())), edge=edge)
 
 
-# ---- Notebook 05's grids -----------------------------------------------------------------------
-
-PAPER_FRACTION = {"mnist": 0.15, "svhn": 0.15, "cifar10": 0.5}  # the paper's alpha, section 3
-# Adam's average step under noise is a fraction of the clean one (notebook 05, section 2, measures it on
-# the MNIST student at fractions 1 and 0.15, not on CIFAR-10's): the noisy teachers (and the dropout
-# students) also try this multiple of the clean teacher's learning rate, at the largest value of their
-# grid (the ladder's next step, 3x, was far worse than the chosen rate for the clean teacher on both
-# datasets).
-NOISY_LR_FACTOR = 1.5
-KD_T_TOP = 64.0  # the KD grid's upper end: at large T soft targets approach logit regression (notebook 04)
-
-
 @dataclass(frozen=True)
 class Grids:
-    """The grids notebook 05 searches on validation with the tuning seed (see :func:`search`):
-    ``sigmas`` at the paper's fraction, ``fractions`` at the best sigma, ``dropouts`` in the student
-    (clean teacher), ``temperatures`` for Hinton's soft targets (extended up to :data:`KD_T_TOP`);
-    the sigma and dropout grids run at one learning rate, chosen at their largest value from
-    ``lr_factors`` times the clean teacher's.
-    Small on purpose: notebook 05 must fit its CPU budget with five report seeds. sigma = 0,
-    fraction = 0 and dropout = 0 are the clean teacher."""
+    """Notebook 05's grids (value 0: the clean teacher): ``sigmas`` at the paper's fraction, ``fractions`` at the best
+    sigma, ``dropouts``, KD's ``temperatures``. The sigma and dropout grids run at one lr: ``lr_factors`` times the
+    clean teacher's, chosen at the grid's largest value. Small on purpose: CPU budget, five report seeds."""
     sigmas: tuple = (0.1, 0.3, 1.0)
     fractions: tuple = (0.15, 0.5, 1.0)
     dropouts: tuple = (0.1, 0.3)
@@ -419,8 +357,7 @@ def T_above(T: float) -> float | None:
 
 
 def best_record(found: dict, above_zero: bool = False) -> dict:
-    """The record of a :func:`search`'s best value; with ``above_zero``, the best value other than 0
-    (the clean teacher): the best noisy setting, even where the clean teacher beat every one."""
+    """The record of a :func:`search`'s best value; with ``above_zero``, of the best above 0 (the clean teacher)."""
     recs = found["records"]
     if not above_zero:
         return recs[found["best"]]

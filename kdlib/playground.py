@@ -1,31 +1,21 @@
-"""Notebook 03's distillation playground: pick T, alpha, the student's size and a seed, press Train.
-
-Students learn from cached teacher logits (the teacher ran once), so a 784-16-10 student trains in
-seconds. Each setting is trained beside the labels-only student of the same seed (the same initial
-weights and batch order: a paired baseline, trained once per size and seed), and the number to
-compare settings by is the difference of their **validation** accuracies. Test accuracy appears only
-in a "report (test)" column and cannot be sorted by: choosing T and alpha by it would tune on the
-test set. :func:`static_table` gives the same table for a few settings, for viewers without widgets.
-"""
+"""Notebook 03's distillation playground: pick T, alpha, the student's size and a seed, press Train. Each setting
+is compared with the labels-only student of its seed by validation accuracy; test accuracy appears only in a report
+column that cannot be sorted by. :func:`static_table` gives the table for viewers without widgets."""
 from __future__ import annotations
 
 import html
 import math
-import numbers
 import time
 
-from . import losses, recipes, train
+from . import argcheck, losses, recipes, train
 
 HIDDEN = (16, 32, 64, 128)
-# The columns shown: key -> header. "diff" is val_acc - base_val_acc (the labels-only student of the
-# same seed); "report" shows test accuracy, of this student / of the labels-only one.
 COLUMNS = {"run": "run", "hidden": "hidden units", "T": "T", "alpha": "alpha", "seed": "seed",
            "epochs": "epochs", "val_acc": "validation accuracy (%)", "base_val_acc": "labels only, same seed (%)",
            "diff": "difference (points)", "agreement": "agrees with the teacher (validation, %)",
-           "report": "report (test, %): this / labels only"}
-# What a table may be sorted by: settings and validation scores (never the test set).
+           "report": "report (test, %): this / labels only"}  # diff: val_acc - base_val_acc (labels only)
 SORT_KEYS = {"run": "run", "hidden": "hidden units", "T": "T", "alpha": "alpha", "seed": "seed",
-             "val_acc": "validation accuracy", "diff": "difference (validation)"}
+             "val_acc": "validation accuracy", "diff": "difference (validation)"}  # never the test set
 NOTE = ("Compare settings by the <b>difference</b>: validation accuracy minus that of the labels-only "
         "student of the same seed (same initial weights, same batch order). The report column is "
         "test accuracy, for the write-up only: do not choose T or alpha by it. One seed's difference "
@@ -37,24 +27,22 @@ def _check_settings(hidden, T, alpha, seed) -> None:
     if hidden not in HIDDEN:
         raise ValueError(f"hidden must be one of {HIDDEN}, got {hidden!r}")
     for name, value, low, high in (("T", T, losses.T_MIN, losses.T_MAX), ("alpha", alpha, 0, 1)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value <= high:
-            raise ValueError(f"{name} must be a number in [{low:g}, {high:g}], got {value!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**64:
-        raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+        argcheck.number(name, value, f"a number in [{low:g}, {high:g}]", lambda v: low <= v <= high)
+    argcheck.integer("seed", seed, "an integer in [0, 2**64)", lambda v: 0 <= v < 2**64)
 
 
 def _check_epochs(max_epochs) -> None:
-    if max_epochs is not None and (isinstance(max_epochs, bool) or not isinstance(max_epochs, numbers.Integral)
-                                   or max_epochs < 1):
-        raise ValueError(f"max_epochs must be None (the recipe's) or an integer >= 1, got {max_epochs!r}")
+    if max_epochs is not None:
+        argcheck.integer("max_epochs", max_epochs, "None (the recipe's) or an integer >= 1", lambda v: v >= 1)
 
 
 def _train(data: dict, loss_fn, hidden: int, seed: int, max_epochs: int | None) -> dict:
-    """One student of notebook 03's recipe; its validation accuracy, its top-1 agreement with the
-    teacher on validation, its test accuracy (for the report), epochs run and seconds."""
+    """One student of notebook 03's recipe: ``val_acc``, ``agreement`` (top-1, with the teacher, validation),
+    ``test_acc`` (for the report), ``epochs`` run and ``seconds``."""
+    _check_epochs(max_epochs)
     start = time.perf_counter()
     model, hist = recipes.train_seed_student(loss_fn, data["train"], data["val"], seed, hidden, max_epochs)
-    scores = {}
+    scores = {}  # split -> (accuracy, agreement with the teacher)
     for split in ("val", "test"):
         x, y, v = data[split]
         top = train.predict_logits(model, x).argmax(1)
@@ -65,35 +53,25 @@ def _train(data: dict, loss_fn, hidden: int, seed: int, max_epochs: int | None) 
 
 def train_and_score(data: dict, hidden: int = 16, T: float = 2.0, alpha: float = 0.8, seed: int = 0,
                     max_epochs: int | None = None) -> dict:
-    """Train a 784-``hidden``-10 student on ``alpha * T^2 KL + (1 - alpha) CE`` (notebook 03's
-    recipe: Adam 1e-3, batch 64, early stopping on validation) and score it.
-
-    ``data``: ``train``, ``val`` and ``test`` tuples ``(x, y, teacher_logits)``. Returns the settings
-    and ``val_acc``, ``agreement`` (top-1 agreement with the teacher, validation), ``test_acc``
-    (for a report only), ``epochs`` and ``seconds``.
-    """
+    """Train a 784-``hidden``-10 student on ``alpha * T^2 KL + (1 - alpha) CE`` (notebook 03's recipe: Adam 1e-3,
+    batch 64, early stopping on validation) from ``data`` (``train``, ``val``, ``test``: ``(x, y, teacher_logits)``).
+    Returns the settings, ``val_acc``, ``agreement`` (top-1, with the teacher, validation), ``test_acc`` (report
+    only), ``epochs``, ``seconds``."""
     _check_settings(hidden, T, alpha, seed)
-    _check_epochs(max_epochs)
     loss_fn = recipes.three_way_loss("hard+soft", T=T, alpha=alpha)
     return {"hidden": hidden, "T": float(T), "alpha": float(alpha), "seed": seed,
             **_train(data, loss_fn, hidden, seed, max_epochs)}
 
 
 def train_labels_only(data: dict, hidden: int = 16, seed: int = 0, max_epochs: int | None = None) -> dict:
-    """The paired baseline: the labels-only student (cross-entropy, ``three_way_loss("hard")``) of
-    the same recipe, size and seed, scored as in :func:`train_and_score`."""
+    """The paired baseline: the labels-only (cross-entropy) student of the same recipe, size and seed."""
     _check_settings(hidden, 1.0, 0.0, seed)
-    _check_epochs(max_epochs)
     return {"hidden": hidden, "seed": seed, **_train(data, recipes.three_way_loss("hard"), hidden, seed, max_epochs)}
 
 
 class PairedRuns:
-    """A user's runs: each setting beside the labels-only student of its size and seed.
-
-    ``baselines[(hidden, seed)]`` keeps each labels-only student's scores, so it trains once.
-    ``rows``: one dict per run, :func:`train_and_score`'s plus ``run`` (1, 2, ...),
-    ``base_val_acc``, ``base_test_acc`` and ``diff = val_acc - base_val_acc``.
-    """
+    """A user's runs, each beside the labels-only student of its size and seed (``baselines``, trained once).
+    ``rows``: :func:`train_and_score`'s dicts plus ``run``, ``base_val_acc``, ``base_test_acc`` and ``diff``."""
 
     def __init__(self, data: dict, max_epochs: int | None = None):
         _check_epochs(max_epochs)
@@ -125,8 +103,7 @@ def _cells(row: dict) -> list[str]:
 
 
 def runs_table(rows: list[dict], sort_by: str = "run", descending: bool = False) -> str:
-    """The runs (:class:`PairedRuns` rows) as HTML, a note on how to read them, then the table
-    sorted by ``sort_by`` (a key of :data:`SORT_KEYS`: settings and validation scores only)."""
+    """The :class:`PairedRuns` rows as HTML: the note, then the table sorted by ``sort_by`` (in SORT_KEYS)."""
     if sort_by not in SORT_KEYS:
         raise ValueError(f"sort_by must be one of {tuple(SORT_KEYS)}, got {sort_by!r}")
     rows = sorted(rows, key=lambda r: r[sort_by], reverse=descending)
@@ -136,11 +113,9 @@ def runs_table(rows: list[dict], sort_by: str = "run", descending: bool = False)
 
 
 def static_table(data: dict, settings, seed: int = 0, hidden: int = 16, max_epochs: int | None = None) -> str:
-    """The playground's table, as Markdown, for ``settings`` (``(T, alpha)`` pairs) at one size and
-    seed, beside the labels-only student of that seed (trained once): what a viewer without widgets
-    (GitHub, nbviewer) sees of the playground."""
-    settings = list(settings) if isinstance(settings, (list, tuple)) else settings
-    if not isinstance(settings, list) or not settings or any(
+    """The playground's table in Markdown for ``settings`` (``(T, alpha)`` pairs) at one size and seed, beside the
+    labels-only student of that seed: what a viewer without widgets (GitHub, nbviewer) sees."""
+    if not isinstance(settings, (list, tuple)) or not settings or any(
             not isinstance(s, (list, tuple)) or len(s) != 2 for s in settings):
         raise ValueError(f"settings must be a non-empty list of (T, alpha) pairs, got {settings!r}")
     for T, alpha in settings:  # every setting checked before anything trains
@@ -150,21 +125,17 @@ def static_table(data: dict, settings, seed: int = 0, hidden: int = 16, max_epoc
         runs.run(hidden, T, alpha, seed)
     lines = ["| " + " | ".join(COLUMNS.values()) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_cells(r)) + " |" for r in runs.rows]
-    note = NOTE.replace("<b>", "**").replace("</b>", "**")
+    note = NOTE.replace("<b>", "**").replace("</b>", "**")  # Markdown bold
     return (f"*A static copy of the playground's table, made by this run: run the notebook to use the "
             f"playground.*\n\n" + "\n".join(lines) + f"\n\n{note}")
 
 
 class Playground:
-    """The widgets: T (log scale, 1-20), alpha (0-1), hidden units, seed, Train, a status line, and
-    the table of runs with its sort controls (shown once there is a run).
-
-    ``data`` as for :func:`train_and_score`. Display it as the last line of a cell.
-    """
+    """The widgets: T (log scale, 1-20), alpha (0-1), hidden units, seed, Train, a status line and the sortable
+    table of runs. ``data`` as for :func:`train_and_score`. Display it as the last line of a cell."""
 
     def __init__(self, data: dict, max_epochs: int | None = None):
         import ipywidgets as w
-
         self.runs = PairedRuns(data, max_epochs)
         full = {"style": {"description_width": "initial"}}  # labels as wide as their text: never cut
         self.T = w.FloatLogSlider(value=2.0, base=10, min=0, max=math.log10(20), step=0.01,
@@ -180,7 +151,7 @@ class Playground:
         self.descending = w.Checkbox(value=False, description="descending", indent=False)
         self.sort_controls = w.HBox([self.sort, self.descending], layout=w.Layout(display="none"))
         self.table = w.HTML(layout=w.Layout(overflow="auto"))  # a narrow window scrolls the table
-        self._bars = w.Output()  # training's progress bars land here, never shown: the status line says what trains
+        self._bars = w.Output()  # catches training's progress bars, never shown: the status line says what trains
         self.button.on_click(self._train)
         for control in (self.sort, self.descending):
             control.observe(lambda _: self._refresh(), names="value")

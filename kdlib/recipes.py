@@ -1,13 +1,6 @@
-"""The training recipes shared by several notebooks (so none of them repeats another's code).
-
-:func:`mnist_teacher` is the seed experiment's MNIST teacher, trained once and checkpointed:
-notebook 02 trains it; notebooks 01, 03, 04 and homework 2 load it (or train it if it is missing).
-:func:`blog_teacher` is the seed blog's teacher: notebook 02 trains it, notebook 03 loads it.
-The students of notebook 03 train with the speed engine (:mod:`kdlib.fast`): several seeds as one
-run, one thread for a tiny model; the notebook writes the plain loop first.
-Everything trains on :func:`kdlib.config.device` (:mod:`kdlib.train`'s one device rule); the
-teachers come back on it, their cached logits on the CPU.
-"""
+"""Training recipes shared by notebooks: the seed's MNIST teacher (:func:`mnist_teacher`: trained by notebook 02,
+loaded by 01, 03, 04 and homework 2), the seed blog's teacher (:func:`blog_teacher`: 02 and 03) and 03's students,
+trained as one run (:mod:`kdlib.fast`). All train on :func:`kdlib.config.device`, where the teachers come back."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,16 +12,15 @@ from .repro import seed_everything
 
 
 def mnist_split(subset: int | None = None) -> dict:
-    """MNIST as normalised tensors: the seed's 48,000 / 12,000 train/val split (seed 42) and
-    the 10,000 test images. ``subset`` keeps the first ``subset`` of each part."""
+    """Normalised MNIST: the seed's 48,000 / 12,000 train/val split (seed 42), the 10,000 test images;
+    ``subset`` keeps the first ``subset`` of each part."""
     return data.load_split("mnist", n_val=12000, seed=42, subset=subset)
 
 
 @dataclass(frozen=True)
 class ConvTeacherSettings:
-    """How a conv teacher of notebook 02 is trained; every field names its checkpoint. The defaults are the seed
-    recipe: Adadelta lr 1.0, StepLR ``gamma`` 0.7 per epoch, batch 64, 5 epochs, on the
-    48,000-image split only. ``bf16``: autocast used in training (where the hardware has it)."""
+    """How a conv teacher of notebook 02 is trained (every field names its checkpoint); defaults: the seed's Adadelta
+    lr 1.0, StepLR ``gamma`` 0.7 per epoch, batch 64, 5 epochs, 48,000 images. ``bf16``: autocast in training."""
     model: str = "TeacherNet"
     data: str = "mnist-48k-seed42"
     optimizer: str = "Adadelta"
@@ -47,30 +39,25 @@ def teacher_settings() -> ConvTeacherSettings:
     return ConvTeacherSettings(epochs=config.pick(5, 1), subset=config.pick(None, 6000), bf16=config.bf16())
 
 
-def _train_teacher(model: torch.nn.Module, s: ConvTeacherSettings, desc: str | None) -> dict:
-    gen = seed_everything(s.seed)
-    d = mnist_split(s.subset)
-    model.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adadelta(model.parameters(), lr=s.lr)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=s.gamma)
-    hist = train.fit(model, sched, train.Batches(*d["train"], batch_size=s.batch_size, generator=gen),
-                     d["val"], epochs=s.epochs, desc=desc)
-    test_loss, test_acc = train.evaluate(model, *d["test"])
-    return {"history": hist, "test_loss": test_loss, "test_acc": test_acc}
-
-
 def mnist_teacher(progress: bool = True) -> tuple[torch.nn.Module, dict]:
     """The seed teacher, frozen, loaded from its checkpoint or trained now.
-
-    Returns ``(model, info)``; info has ``history``, ``test_acc``, ``path``, ``loaded``, ``settings``.
-    """
+    Returns ``(model, info)``; info has ``history``, ``test_acc``, ``path``, ``loaded``, ``settings``."""
     s = teacher_settings()
-    return checkpoint.cached_model("teacher", s, models.TeacherNet,
-                                   lambda m: _train_teacher(m, s, "teacher" if progress else None))
+
+    def fit_it(model):
+        gen = seed_everything(s.seed)
+        d = mnist_split(s.subset)
+        model.to(memory_format=torch.channels_last)
+        opt = torch.optim.Adadelta(model.parameters(), lr=s.lr)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=s.gamma)
+        hist = train.fit(model, sched, train.Batches(*d["train"], batch_size=s.batch_size, generator=gen),
+                         d["val"], epochs=s.epochs, desc="teacher" if progress else None)
+        test_loss, test_acc = train.evaluate(model, *d["test"])
+        return {"history": hist, "test_loss": test_loss, "test_acc": test_acc}
+    return checkpoint.cached_model("teacher", s, models.TeacherNet, fit_it)
 
 
 # ---- Students (notebook 03) ----------------------------------------------------------------
-
 @dataclass(frozen=True)
 class StudentSettings:
     """Seed settings of the three-way distillation (alpha weights the soft term): Adam 1e-3,
@@ -88,9 +75,8 @@ STUDENT = StudentSettings()
 
 
 def three_way_loss(kind: str, T: float = STUDENT.T, alpha: float = STUDENT.alpha):
-    """``loss_fn(logits, labels, teacher_logits)`` of notebook 03's three students: ``"hard"``
-    (cross-entropy only), ``"soft"`` (soft_target_loss only) or ``"hard+soft"`` (distillation_loss,
-    ``alpha`` weighting the soft term)."""
+    """``loss_fn(logits, labels, teacher_logits)`` of notebook 03's students: ``"hard"`` (cross-entropy),
+    ``"soft"`` (soft_target_loss) or ``"hard+soft"`` (distillation_loss, ``alpha`` weighting the soft term)."""
     if kind == "hard":
         return train.cross_entropy
     if kind == "soft":
@@ -101,9 +87,8 @@ def three_way_loss(kind: str, T: float = STUDENT.T, alpha: float = STUDENT.alpha
 
 
 def train_seed_student(loss_fn, train_data, val_data, seed: int, hidden: int = 16, max_epochs: int | None = None):
-    """One 784-``hidden``-10 student (the seed's) trained with :data:`STUDENT`'s recipe and ``loss_fn``.
-    ``train_data``/``val_data`` are ``(x, y, *extra)`` tuples whose extras reach ``loss_fn``
-    (cached teacher logits); the best weights on validation are kept. Returns ``(model, history)``."""
+    """The seed's 784-``hidden``-10 student trained with :data:`STUDENT`'s recipe on ``(x, y, *extra)`` tuples whose
+    extras (cached teacher logits) reach ``loss_fn``; the best weights on validation. Returns ``(model, history)``."""
     s = STUDENT
     gen = seed_everything(seed)
     model = models.StudentNet(hidden).to(config.device())  # where fit trains it: one thread is for a CPU
@@ -118,10 +103,8 @@ def train_seed_student(loss_fn, train_data, val_data, seed: int, hidden: int = 1
 
 def _stacked_students(build, loss_by_kind: dict, train_data, val_data, seeds, teacher_head=None, *,
                       lr, batch_size, epochs, early_stopping: bool):
-    """One student per kind and seed (the same initial weights and batch order per seed for every
-    kind), trained as one stacked run (:func:`kdlib.fast.fit_stacked`); ``teacher_head``: a teacher's
-    head with its dropout on, drawn anew for every image, student and epoch (:mod:`kdlib.as_written`).
-    Returns ``{kind: [(model, history) per seed]}``."""
+    """One student per kind and seed (a seed's initial weights and batches for every kind), in one run of
+    :func:`kdlib.fast.fit_stacked`; ``teacher_head``: a teacher's head, dropout on, new per image, student, epoch."""
     students, batches, loss_fns = [], [], []
     for loss_fn in loss_by_kind.values():
         for seed in seeds:
@@ -139,19 +122,15 @@ def _stacked_students(build, loss_by_kind: dict, train_data, val_data, seeds, te
 
 
 def train_seed_students(loss_by_kind: dict, train_data, val_data, seeds, teacher_head=None) -> dict:
-    """:func:`train_seed_student` for each kind (``{kind: loss_fn}``) and seed, all trained together
-    (:func:`_stacked_students`; tests/test_recipes.py checks it equals separate runs; ``make bench``
-    measures the speed-up). Returns ``{kind: [(model, history) per seed]}``."""
-    s = STUDENT
-    return _stacked_students(models.StudentNet, loss_by_kind, train_data, val_data, seeds, teacher_head,
-                             lr=s.lr, batch_size=s.batch_size, epochs=s.max_epochs, early_stopping=True)
+    """:func:`train_seed_student` for each kind (``{kind: loss_fn}``) and seed, all trained as one run (the same
+    numbers as separate runs). Returns ``{kind: [(model, history) per seed]}``."""
+    return _stacked_students(models.StudentNet, loss_by_kind, train_data, val_data, seeds, teacher_head, lr=STUDENT.lr,
+                             batch_size=STUDENT.batch_size, epochs=STUDENT.max_epochs, early_stopping=True)
 
 
 # ---- The seed blog's pair (notebook 03's weak-student experiment) ---------------------------
-
 def mnist_full(subset: int | None = None) -> dict:
-    """All 60,000 MNIST training images (the blog used no validation split) and the test set, as
-    the blog fed them: ``ToTensor()`` only, pixels / 255 in [0, 1], no normalisation."""
+    """The blog's MNIST: all 60,000 training images (no validation split) and the test set, pixels / 255 only."""
     parts = {}
     for split in ("train", "test"):
         x, y = data.load("mnist", split)
@@ -162,42 +141,33 @@ def mnist_full(subset: int | None = None) -> dict:
 
 
 def blog_teacher_settings() -> ConvTeacherSettings:
-    """The blog's recipe: Adam lr 1e-4 (no schedule), batch 32, 5 epochs on all 60,000 training
-    images (pixels / 255), its network as written (:func:`kdlib.models.BlogTeacherNet`); fast
-    mode: 1 epoch on 2,000 images."""
+    """The blog's recipe: Adam lr 1e-4 (no schedule), batch 32, 5 epochs on all 60,000 training images
+    (pixels / 255), its network as written (:func:`kdlib.models.BlogTeacherNet`); fast mode: 1 epoch on 2,000."""
     return ConvTeacherSettings(model="BlogTeacherNet (as written: no ReLU after fc1, dropout on in eval)",
-                           data="mnist-60k, pixels/255", optimizer="Adam (fused)", lr=1e-4, gamma=None,
-                           batch_size=32, epochs=config.pick(5, 1), subset=config.pick(None, 2000),
-                           bf16=config.bf16())
+                               data="mnist-60k, pixels/255", optimizer="Adam (fused)", lr=1e-4, batch_size=32,
+                               gamma=None, epochs=config.pick(5, 1), subset=config.pick(None, 2000), bf16=config.bf16())
 
 
 def blog_teacher(progress: bool = True) -> tuple[torch.nn.Module, dict]:
-    """The blog's conv teacher, frozen (its dropout stays on, as in the blog's code), loaded from its
-    checkpoint or trained now. Its history's ``val_*`` entries are test-set scores after each
-    epoch, with dropout on (as in the blog)."""
+    """The blog's conv teacher, frozen (its dropout stays on, as in the blog), loaded from its checkpoint or
+    trained now. Its history's ``val_*`` entries are test-set scores after each epoch, dropout on."""
     s = blog_teacher_settings()
 
     def fit_it(model):
         gen = seed_everything(s.seed)
         d = mnist_full(s.subset)
         model.to(memory_format=torch.channels_last)
-        # fused: the same Adam in one kernel; 2.4x faster here, its update of 6.5M weights dominates
-        opt = torch.optim.Adam(model.parameters(), lr=s.lr, fused=True)
+        opt = torch.optim.Adam(model.parameters(), lr=s.lr, fused=True)  # fused: one kernel for 6.5M weights
         hist = train.fit(model, opt, train.Batches(*d["train"], batch_size=s.batch_size, generator=gen),
                          d["test"], epochs=s.epochs, desc="blog teacher" if progress else None)
         return {"history": hist, "test_acc": hist["val_acc"][-1]}
-
     return checkpoint.cached_model("blog-teacher", s, models.BlogTeacherNet, fit_it)
 
 
 def train_weak_students(loss_by_kind: dict, train_data, test_data, seeds, teacher_head, epochs: int = 5) -> dict:
-    """The seed blog's weak student (:func:`kdlib.models.WeakStudentNet`, its convolution computed as
-    :class:`kdlib.fast.WindowConv2d`) for each kind (``{kind: loss_fn}``) and seed, with the blog's
-    recipe: Adam 1e-4, batch 32, ``epochs`` epochs, no early stopping; ``test_data`` is scored after
-    every epoch (the blog reports test accuracy per epoch) and ``teacher_head`` (the blog teacher's
-    head, its dropout always on) gives every image new logits per student and epoch. Returns
-    ``{kind: [(model, history) per seed]}``."""
+    """The blog's weak student (:func:`kdlib.models.WeakStudentNet`, its convolution a :class:`kdlib.fast.WindowConv2d`)
+    per kind (``{kind: loss_fn}``) and seed: Adam 1e-4, batch 32, ``epochs`` epochs, ``test_data`` scored after each,
+    ``teacher_head`` (dropout on) new per student and epoch. Returns ``{kind: [(model, history) per seed]}``."""
     return _stacked_students(lambda: fast.window_convs(models.WeakStudentNet()), loss_by_kind, train_data,
                              test_data, seeds, teacher_head, lr=1e-4, batch_size=32, epochs=epochs,
                              early_stopping=False)
-

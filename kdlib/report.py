@@ -1,12 +1,8 @@
-"""Figures and tables of notebook 05's protocol (tune on one seed, report on fresh seeds).
-
-A result ``res`` is the dict notebook 05 builds for one dataset: ``dataset``, ``n_val``,
-``tune_seed``, ``report_seeds``, ``teacher`` (``name``, ``val``, ``test`` accuracies),
-``paper_fraction``, ``searches`` (name -> :func:`kdlib.noisy.search` result), ``lr_trials`` (name ->
-the records that chose a learning rate at a grid's largest value), ``chosen`` (key student -> its
-tuning record) and ``key`` (key student -> test accuracies, one per report seed). A record is what
-:func:`kdlib.noisy.score` returns.
-"""
+"""Notebook 05's figures and tables (tune on one seed, report on fresh seeds) of a result ``res`` for one dataset:
+``dataset``, ``n_val``, ``tune_seed``, ``report_seeds``, ``teacher`` (``name``, ``val``, ``test``), ``paper_fraction``,
+``searches`` (name -> :func:`kdlib.noisy.search` result), ``lr_trials`` (name -> the records that chose the grid's lr
+at its largest value), ``chosen`` (key student -> its :func:`kdlib.noisy.score` record) and ``key`` (key student
+-> test accuracy per seed)."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -41,8 +37,12 @@ def _panel(ax, res, name, lo, style):
         pts = sorted({(v, 100 * r["acc"]) for v, r in recs.items() if v > 0 and r["student"].lr == lr} |
                      {(getattr(r["student"], name), 100 * r["acc"]) for r in trials if r["student"].lr == lr})
         below = [a for _, a in pts if a < lo]
-        gone = f" ({len(below)} below the axis: {min(below):.1f}%)" if len(below) == 1 else \
-            f" ({len(below)} below the axis: {min(below):.1f} to {max(below):.1f}%)" if below else ""
+        if len(below) == 1:
+            gone = f" (1 below the axis: {below[0]:.1f}%)"
+        elif below:
+            gone = f" ({len(below)} below the axis: {min(below):.1f} to {max(below):.1f}%)"
+        else:
+            gone = ""
         ax.plot([x for x, _ in pts], [max(a, lo) for _, a in pts], mk + "-", color=colour, alpha=0.7,
                 label=f"lr {lr:g}{gone}")
         ax.plot([x for x, a in pts if a < lo], [lo] * len(below), "v", color="C3", ms=9, clip_on=False)
@@ -53,8 +53,8 @@ def _panel(ax, res, name, lo, style):
 
 
 def plot_grids(res: dict):
-    """The sigma, fraction and dropout grids of the tuning seed on validation, beside the clean
-    teacher (with one binomial standard error) and the student alone."""
+    """The tuning seed's sigma, fraction and dropout grids on validation, per learning rate, beside the clean teacher
+    (± one binomial standard error) and the student alone; runs below the axis are triangles."""
     clean, alone = res["chosen"]["clean teacher"], res["chosen"]["alone"]
     noise = binomial_se(clean["acc"], res["n_val"])
     shown = [alone["acc"], clean["acc"]] + [r["acc"] for k in PANELS for r in res["searches"][k]["records"].values()]
@@ -63,7 +63,7 @@ def plot_grids(res: dict):
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.6), sharey=True)
     lrs = sorted(set().union(*(_lrs(res, name) for name in PANELS)))
     colours = ("C0", "C1", "C4", "C5", "C6", "C8", "C9")  # C2, C3: the clean teacher and the student alone
-    style = {lr: ("os^Dvp<"[i % 7], colours[i % 7]) for i, lr in enumerate(lrs)}
+    style = {lr: ("os^Dvp<"[i % 7], colours[i % 7]) for i, lr in enumerate(lrs)}  # the same in every panel
     for ax, name in zip(axes, PANELS):
         ax.axhspan(100 * clean["acc"] - noise, 100 * clean["acc"] + noise, color="C2", alpha=0.12)
         ax.axhline(100 * clean["acc"], color="C2", ls=":",
@@ -82,12 +82,12 @@ def plot_grids(res: dict):
 
 
 def plot_report(res: dict, names: dict):
-    """Each key student's test accuracy per report seed (grey lines join a seed's students) with its
-    mean and 95% t interval. Unpaired bars: the paired table is the test."""
+    """Each key student's test accuracy per report seed (grey lines join a seed's students), mean and 95% t
+    interval. Unpaired bars: the paired table is the test."""
     keys = list(res["key"])
-    acc = 100 * np.array([res["key"][k] for k in keys])   # students x seeds
+    acc = 100 * np.array([res["key"][k] for k in keys])  # students x seeds
     fig, ax = plt.subplots(figsize=(10, 4.4))
-    for j in range(acc.shape[1]):
+    for j in range(acc.shape[1]):  # one grey line per seed
         ax.plot(range(len(keys)), acc[:, j], "-", color="0.75", lw=0.8, zorder=1)
     ax.scatter(np.repeat(np.arange(len(keys)), acc.shape[1]), acc.flatten(), s=12, color="0.5", zorder=2,
                label="one seed (grey lines join a seed's students)")
@@ -117,7 +117,8 @@ def tuning_table(res: dict, records: list) -> None:
 
 def key_table(res: dict, names: dict) -> None:
     """The key students' test accuracies on the report seeds: mean ± sd and per seed."""
-    rows = [f"| {res['dataset']}, test accuracy on seeds {res['report_seeds']} | mean ± sd | per seed |", "|---|---|---|"]
+    rows = [f"| {res['dataset']}, test accuracy on seeds {res['report_seeds']} | mean ± sd | per seed |",
+            "|---|---|---|"]
     for k, accs in res["key"].items():
         a = 100 * np.array(accs)
         rows.append(f"| {names[k]} | {a.mean():.2f} ± {a.std(ddof=1):.2f} | {' '.join(f'{x:.2f}' for x in a)} |")
@@ -126,9 +127,8 @@ def key_table(res: dict, names: dict) -> None:
 
 
 def comparison_table(res: dict, pairs, names: dict, min_gain: float, confidence: float) -> dict:
-    """Paired differences (points of test accuracy) of each pair ``(a, b)`` in ``pairs``: per seed,
-    mean, the 95% t interval, the interval at ``confidence`` (e.g. Bonferroni's 1 - 0.05/k) and the
-    verdict on a gain of ``min_gain`` points (:func:`kdlib.stats.claim_verdict`). Returns the 95% intervals."""
+    """Paired differences a - b (points) of each pair of ``pairs``: per seed, mean, 95% and ``confidence`` t intervals
+    and the verdict on a gain of ``min_gain`` points (:func:`kdlib.stats.claim_verdict`). Returns the 95% intervals."""
     cis = {}
     rows = [f"| {res['dataset']}: a - b (points) | per seed | mean | 95% interval | {100 * confidence:.1f}% interval "
             f"| verdict on a gain |", "|---|---|---|---|---|---|"]

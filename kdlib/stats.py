@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from . import argcheck
+
 
 def _check_finite(name: str, values) -> None:
     """ValueError naming the first seed (index) of ``values`` that is NaN or infinite."""
@@ -24,8 +26,7 @@ def paired_ci(a, b, confidence: float = 0.95) -> dict:
                          f"got shapes {a.shape} and {b.shape}")
     _check_finite("a", a)
     _check_finite("b", b)
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}")
+    argcheck.number("confidence", confidence, "a number in (0, 1)", lambda c: 0 < c < 1)
     d = a - b
     n, mean, sd = len(d), float(d.mean()), float(d.std(ddof=1))
     half = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * sd / np.sqrt(n)
@@ -48,8 +49,7 @@ def claim_verdict(ci: dict, min_effect: float) -> str:
     "supported" (interval above 0), "contradicted" (below 0), "not supported" (holds 0 and
     excludes every gain of ``min_effect`` or more: any gain is small) or "underpowered" (holds 0
     but also gains of ``min_effect`` or more: these seeds cannot tell)."""
-    if not 0 < min_effect < np.inf:
-        raise ValueError(f"min_effect must be a finite number > 0, got {min_effect!r}")
+    argcheck.number("min_effect", min_effect, "a finite number > 0", lambda m: 0 < m < np.inf)
     if "diffs" in ci:
         _check_finite("ci['diffs']", ci["diffs"])
     for end in ("low", "high"):

@@ -1,28 +1,16 @@
 """Plain PyTorch training loops over whole tensors (no DataLoader, no per-step ``.item()``).
 
-``loss_fn(logits, labels, *extra)`` receives the batch's slices of any extra tensors given
-with the data, e.g. cached teacher logits: a frozen teacher runs once, in :func:`predict_logits`.
-Hardware choices come from the model and :mod:`kdlib.config`, not from arguments: a model put in
-``channels_last`` gets channels_last inputs (and bf16 autocast for training where
-:func:`kdlib.config.bf16`; predictions are always float32, or float64 for a float64 model).
-
-The speed-ups that are not plain PyTorch (several seeds as one run, one thread for a tiny model)
-live apart, in :mod:`kdlib.fast`.
-
-One device rule (issue 25): everything trains and predicts on :func:`kdlib.config.device` (the GPU
-where there is one, else the CPU), and data crosses to it once, never per batch. A :class:`Batches`
-holds its device (``device=None``: ``config.device()``) and moves its tensors there at its first
-pass; :func:`fit` puts the model on its training data's device (wherever the model was before) and
-moves the validation data once per call; the model stays there. :func:`predict_logits` and
-:func:`evaluate` run where the model is (a teacher from :func:`kdlib.checkpoint.cached_model` is on
-``config.device()``), moving their input once; predictions come back on the CPU, so cached teacher
-logits wait there until a :class:`Batches` takes them. ``Batches(..., device="cpu")`` chooses the
-CPU explicitly.
+``loss_fn(logits, labels, *extra)`` gets the batch's slices of any extra tensors (e.g. teacher logits cached by
+:func:`predict_logits`). A ``channels_last`` model gets channels_last inputs and, where :func:`kdlib.config.bf16`,
+bf16 autocast in training; predictions are float32 (float64 for a float64 model). Other speed-ups: :mod:`kdlib.fast`.
+Device rule: all runs on :func:`kdlib.config.device` (``Batches(..., device="cpu")`` chooses the CPU), data crossing
+once, never per batch: a :class:`Batches` moves its tensors at its first pass, :func:`fit` moves the model there for
+good and ``val`` once per call; :func:`predict_logits` and :func:`evaluate` run where the model is, answer on the CPU.
 """
 from __future__ import annotations
 
 import copy
-import numbers
+import math
 import time
 from contextlib import nullcontext
 
@@ -30,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import config
+from . import argcheck, config
 from .data import batches
 
 
@@ -40,26 +28,18 @@ def cross_entropy(logits, labels, *extra):
 
 
 class Batches:
-    """Shuffled mini-batches of aligned rows of ``tensors`` (e.g. ``x, y, teacher_logits``): the
-    whole-tensor version of a ``DataLoader`` over a ``TensorDataset``.
-
-    Each pass draws a new order from ``generator`` (the same seed gives the same batches), so a
-    cached teacher logit always travels with its own image. ``augment(xb, generator)``, if given,
-    transforms each batch of the first tensor (e.g. random flips). The batches come on ``device``
-    (default :func:`kdlib.config.device`): the tensors are moved there once, at the first pass, and
-    each pass permutes and slices them there (``tensors`` keeps them as given).
-    """
+    """Shuffled mini-batches of aligned rows of ``tensors`` (e.g. ``x, y, teacher_logits``), a whole-tensor
+    ``DataLoader``: each pass draws a new order from ``generator``; ``augment(xb, generator)`` transforms each batch
+    of the first tensor. The tensors move to ``device`` (default :func:`kdlib.config.device`) at the first pass."""
 
     def __init__(self, *tensors: torch.Tensor, batch_size: int = 64,
                  generator: torch.Generator | None = None, augment=None, device=None):
         if not tensors:
             raise ValueError("Batches needs at least one tensor (e.g. Batches(x, y))")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        batch_size = argcheck.integer("batch_size", batch_size, "an integer >= 1", lambda v: v >= 1)
         if len({len(t) for t in tensors}) > 1:
             raise ValueError(f"tensors must have the same length, got {[len(t) for t in tensors]}")
-        self.tensors, self.batch_size = tensors, batch_size
-        self.generator, self.augment = generator, augment
+        self.tensors, self.batch_size, self.generator, self.augment = tensors, batch_size, generator, augment
         self.device, self._moved = config.device(device), None
 
     def __len__(self) -> int:
@@ -93,16 +73,14 @@ def _device(model: torch.nn.Module) -> torch.device:
 
 
 def _fast_path(model: torch.nn.Module) -> bool:
-    """True for a model put in channels_last (a convnet set up for speed). Judged by its convolution
-    weight with the most input channels: a weight with one input channel is contiguous in both
-    layouts, so a network whose convolutions all read one channel is never taken for channels_last."""
+    """True for a model put in channels_last, judged by its convolution weight with the most input
+    channels (a weight with one input channel is contiguous in both layouts)."""
     w = max((p for p in model.parameters() if p.ndim == 4), key=lambda p: p.shape[1], default=None)
     return w is not None and w.shape[1] > 1 and w.is_contiguous(memory_format=torch.channels_last)
 
 
 def _runner(model: torch.nn.Module):
-    """``(prepare(x), autocast context)`` for ``model`` (its batches are on its device already):
-    memory format, and bf16 autocast of the model's device type where that device has it."""
+    """``(prepare(x), autocast context)`` for ``model``: its memory format, bf16 autocast where its device has it."""
     dev = _device(model)
     fast = _fast_path(model)
 
@@ -142,34 +120,27 @@ def _logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1000) -> 
 
 @torch.inference_mode()
 def predict_logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Logits of ``model`` for every row of ``x``: eval mode, inference mode, float32, on the CPU.
-
-    Runs on the model's device (``x`` moved there once, then ``batch_size`` rows at a time); the
-    result comes back to the CPU. Call it once on a frozen teacher and pass the result to training
-    as cached targets. Always computed in float32 (no bf16 autocast), so a model has one score
-    whatever the hardware; the result is contiguous (a channels_last model's 4-D outputs too).
-    """
+    """Logits of ``model`` for every row of ``x`` (eval mode, ``batch_size`` rows at a time on its device), contiguous,
+    on the CPU. Never under bf16 autocast, so a model has one score whatever the hardware. Call it once on a
+    frozen teacher and pass the result to training as cached targets."""
     return _logits(model, *_on(_device(model), x), batch_size=batch_size).cpu()
 
 
 def _score(model, x, y, extra, loss_fn) -> tuple[float, float]:
     """:func:`evaluate` for data already on the model's device."""
     logits = _logits(model, x)
-    loss = loss_fn(logits, y, *extra)
-    return float(loss), float((logits.argmax(1) == y).float().mean())
+    return float(loss_fn(logits, y, *extra)), float((logits.argmax(1) == y).float().mean())
 
 
 def evaluate(model, x, y, *extra, loss_fn=cross_entropy) -> tuple[float, float]:
-    """Mean loss (``loss_fn``, default cross-entropy) and accuracy of ``model`` on ``(x, y)``,
-    computed on the model's device (the data moved there once)."""
+    """Mean loss (``loss_fn``, default cross-entropy) and accuracy of ``model`` on ``(x, y)``, on its device."""
     x, y, *extra = _on(_device(model), x, y, *extra)
     return _score(model, x, y, extra, loss_fn)
 
 
 def train_epoch(model, optimizer, train: Batches, loss_fn=cross_entropy, bar=None) -> tuple[float, float]:
-    """One pass over ``train``: forward, loss, ``zero_grad``, ``backward``, ``step`` per batch.
-    Returns the mean training loss and accuracy; ``bar`` (a tqdm bar) advances one per batch.
-    The model must be on ``train.device`` already (:func:`fit` puts it there)."""
+    """One pass over ``train`` (forward, loss, ``zero_grad``, ``backward``, ``step`` per batch; ``bar``
+    advances one per batch) by a model on ``train.device``. Returns the mean training loss and accuracy."""
     dev = _device(model)
     if dev != train.device:
         raise ValueError(f"model is on {dev} but train's batches come on {train.device}: move it first, "
@@ -180,9 +151,8 @@ def train_epoch(model, optimizer, train: Batches, loss_fn=cross_entropy, bar=Non
     correct = torch.zeros((), dtype=torch.long, device=dev)
     n = 0
     for xb, yb, *extra in train:
-        xb = prepare(xb)
         with autocast():
-            logits = _at_least_float32(model(xb))
+            logits = _at_least_float32(model(prepare(xb)))
         loss = loss_fn(logits, yb, *extra)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -196,15 +166,11 @@ def train_epoch(model, optimizer, train: Batches, loss_fn=cross_entropy, bar=Non
 
 
 class EarlyStopping:
-    """Stop when the validation loss has not improved by ``min_delta`` for ``patience`` epochs;
-    keeps a copy of the best weights."""
+    """Stop after ``patience`` epochs without a validation loss improvement of ``min_delta``; keeps the best weights."""
 
     def __init__(self, patience: int = 2, min_delta: float = 1e-4):
-        if patience < 1:
-            raise ValueError(f"patience must be >= 1, got {patience}")
-        if min_delta < 0:
-            raise ValueError(f"min_delta must be >= 0, got {min_delta}")
-        self.patience, self.min_delta = patience, min_delta
+        self.patience = argcheck.integer("patience", patience, "an integer >= 1", lambda n: n >= 1)
+        self.min_delta = argcheck.number("min_delta", min_delta, "a finite number >= 0", lambda d: 0 <= d < math.inf)
         self.best, self.best_epoch, self.best_state, self.bad_epochs = float("inf"), -1, None, 0
 
     def step(self, val_loss: float, model: torch.nn.Module, epoch: int) -> bool:
@@ -217,31 +183,14 @@ class EarlyStopping:
         return self.bad_epochs >= self.patience
 
 
-def _to_device(model: torch.nn.Module, optimizer: torch.optim.Optimizer, device) -> torch.nn.Module:
-    """Put ``model`` on ``device`` (in place: the optimizer keeps its parameters) and any state the
-    optimizer already holds for them (Adam's moments from an earlier run) beside them."""
-    device = config.device(device)
-    moved = any(p.device != device for p in model.parameters())
-    model.to(device)
-    if moved and optimizer.state:
-        optimizer.load_state_dict(optimizer.state_dict())  # casts the state to its parameters' devices
-    return model
-
-
 def fit(model, optimizer, train, val=None, *, epochs: int, loss_fn=cross_entropy,
         early_stopping: EarlyStopping | None = None, desc: str | None = "training") -> dict:
-    """Train for up to ``epochs`` epochs; returns the history (lists per epoch).
-
-    ``optimizer``: an optimizer, or a learning-rate scheduler around one (stepped once per epoch).
-    ``train``: :class:`Batches` (or a tuple ``(x, y, *extra)``, batches of 64 in a random order);
-    ``val``: a tuple ``(x, y, *extra)`` scored after each epoch with the same ``loss_fn``.
-    Runs on ``train.device`` (:func:`kdlib.config.device` unless the Batches says otherwise): the
-    model is moved there at the start (with any optimizer state) and stays there; ``val`` is moved once.
-    With ``early_stopping`` the best weights (lowest validation loss) are restored at the end.
-    One progress bar for the whole run (batches, with the epoch's scores); ``desc=None``: no bar.
-    """
-    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
-        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    """Train for up to ``epochs`` epochs on ``train.device`` (the model and any optimizer state move there and stay);
+    returns the history (lists per epoch). ``optimizer``: an optimizer, or a learning-rate scheduler around one (stepped
+    once per epoch). ``train``: :class:`Batches` or a tuple ``(x, y, *extra)`` (batches of 64 in a random order);
+    ``val``: ``(x, y, *extra)``, scored after each epoch with ``loss_fn``. With ``early_stopping`` the best weights
+    (lowest validation loss) are restored at the end. ``desc=None``: no progress bar."""
+    epochs = argcheck.integer("epochs", epochs, "an integer >= 1", lambda v: v >= 1)
     if early_stopping is not None and val is None:
         raise ValueError("early_stopping needs val data")
     scheduler = optimizer if isinstance(optimizer, torch.optim.lr_scheduler.LRScheduler) else None
@@ -249,7 +198,10 @@ def fit(model, optimizer, train, val=None, *, epochs: int, loss_fn=cross_entropy
     train = train if isinstance(train, Batches) else Batches(*train)
     if len(train.tensors[0]) == 0:
         raise ValueError("train is empty (0 rows): nothing to train on")
-    _to_device(model, optimizer, train.device)
+    moved = any(p.device != train.device for p in model.parameters())
+    model.to(train.device)  # in place: the optimizer keeps its parameters
+    if moved and optimizer.state:  # e.g. Adam's moments from an earlier run: cast to their parameters' device
+        optimizer.load_state_dict(optimizer.state_dict())
     val = None if val is None else _on(train.device, *val)
     hist = {k: [] for k in ("train_loss", "train_acc", "val_loss", "val_acc", "seconds")}
     bar = tqdm(total=epochs * len(train), desc=desc, unit="batch", disable=desc is None)

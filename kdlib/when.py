@@ -1,55 +1,34 @@
-"""When does distillation help? The experiment code of notebook 07 (issue 24).
-
-Built on :mod:`kdlib.hinton` (notebook 06's MLP teacher, paired students and error counts):
-
-- **data fractions**: a stratified, seeded share of the training split (Hinton, Vinyals & Dean
-  2015, section 6, "soft targets as regularizers": 3% of the speech data), and the number of
-  epochs that gives a student on that share as many weight updates as one on the whole split;
-- **a quick MLP teacher**, trained with or without label smoothing and otherwise alike (Müller,
-  Kornblith & Hinton 2019, "When does label smoothing help?"), cached by its settings;
-- **the temperature chosen on the validation split** with a tuning seed;
-- **fidelity** (Stanton et al. 2021, "Does knowledge distillation really work?"): top-1 agreement
-  with the teacher and KL(teacher || student) at T = 1;
-- **the soft targets ranked**: how much of a teacher's mass at T falls on its second-most-likely
-  class, where label smoothing erases the similarity between classes.
+"""When does distillation help? Notebook 07's experiments, built on :mod:`kdlib.hinton`: stratified data
+fractions (Hinton, Vinyals & Dean 2015, section 6), a quick teacher with or without label smoothing
+(Müller, Kornblith & Hinton 2019), T chosen on validation, fidelity (Stanton et al. 2021: top-1 agreement
+with the teacher and KL(teacher || student) at T = 1) and the teacher's ranked soft targets.
 """
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from . import checkpoint, config, hinton, losses, models, train
+from . import argcheck, checkpoint, config, hinton, losses, models, train
 
 LABEL_SMOOTHING = 0.1  # the quick teacher's smoothing in notebook 07 (Szegedy et al. 2016's value)
 
 
 # ---- Data fractions (Hinton et al. 2015, section 6) -----------------------------------------
 
-def _check_labels(labels) -> None:
+def fraction_indices(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
+    """Sorted indices of a stratified random ``fraction`` (in (0, 1]) of the rows of ``labels``: per class
+    c (in increasing order), the first max(1, floor(fraction * n_c + 1/2)) rows of a random order drawn
+    from ``seed``. With one seed, a smaller fraction's rows are a subset of a larger one's."""
     if not isinstance(labels, torch.Tensor) or labels.ndim != 1 or labels.is_floating_point() \
             or len(labels) == 0:
         got = (tuple(labels.shape), labels.dtype) if isinstance(labels, torch.Tensor) else type(labels).__name__
         raise ValueError(f"labels must be a non-empty 1-D integer tensor, got {got}")
-
-
-def fraction_indices(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
-    """Sorted indices of a stratified random ``fraction`` of the rows of ``labels``.
-
-    For each class c with n_c rows: the first max(1, floor(fraction * n_c + 1/2)) rows of a random
-    order of its rows, drawn from ``seed`` (class by class, in increasing class order). So the
-    classes keep their shares, and with one seed a smaller fraction keeps a subset of a larger
-    fraction's rows (nested). ``fraction`` in (0, 1]; 1 keeps every row.
-    """
-    _check_labels(labels)
-    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be a number in (0, 1], got {fraction!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**63:
-        raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
-    gen = torch.Generator().manual_seed(int(seed))  # its own generator: no global state changes
+    argcheck.number("fraction", fraction, "a number in (0, 1]", lambda f: 0 < f <= 1)  # checked, then used as given
+    seed = argcheck.integer("seed", seed, "an integer in [0, 2**63)", lambda n: 0 <= n < 2**63)
+    gen = torch.Generator().manual_seed(seed)  # its own generator: no global state changes
     keep = []
     for c in torch.unique(labels):
         rows = (labels == c).nonzero().flatten()
@@ -59,13 +38,13 @@ def fraction_indices(labels: torch.Tensor, fraction: float, seed: int) -> torch.
 
 
 def matched_epochs(n_full: int, n_subset: int, epochs: int, batch_size: int = hinton.BATCH) -> int:
-    """Epochs on ``n_subset`` images that give about as many weight updates as ``epochs`` epochs on
-    ``n_full`` images in batches of ``batch_size``: round(epochs * ceil(n_full / b) / ceil(n_subset / b)),
-    at least 1. A student on a share of the data then differs from one on all of it in its data
-    only, not in how long it trains."""
-    for name, v in (("n_full", n_full), ("n_subset", n_subset), ("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    """Epochs on ``n_subset`` images with about as many weight updates as ``epochs`` epochs on ``n_full``:
+    round(epochs * ceil(n_full / b) / ceil(n_subset / b)), at least 1, b = ``batch_size``; so a student on a
+    share of the data differs from one on all of it in its data only."""
+    n_full = argcheck.integer("n_full", n_full, "an integer >= 1", lambda n: n >= 1)
+    n_subset = argcheck.integer("n_subset", n_subset, "an integer >= 1", lambda n: n >= 1)
+    epochs = argcheck.integer("epochs", epochs, "an integer >= 1", lambda n: n >= 1)
+    batch_size = argcheck.integer("batch_size", batch_size, "an integer >= 1", lambda n: n >= 1)
     steps = epochs * -(-n_full // batch_size)
     return max(1, round(steps / -(-n_subset // batch_size)))
 
@@ -73,68 +52,51 @@ def matched_epochs(n_full: int, n_subset: int, epochs: int, batch_size: int = hi
 # ---- A quick teacher, with or without label smoothing (Müller et al. 2019) -------------------
 
 @dataclass(frozen=True)
-class QuickTeacherSettings:
-    """Notebook 06's teacher recipe (:class:`kdlib.hinton.MLPTeacherSettings`: 784-1200-1200-10,
-    dropout 0.2 on the inputs and 0.5 after each hidden layer, images jittered by up to 2 pixels,
-    Adam with a cosine schedule) for a few epochs only, trained on labels smoothed by
-    ``label_smoothing``: the target is (1 - eps) one-hot + eps / K (Szegedy et al. 2016, section 7;
-    Müller et al. 2019, section 2). Two teachers that differ in ``label_smoothing`` only are the
-    experiment. These settings name the checkpoint."""
-    model: str = "MLP(1200, 1200)"
-    hidden: tuple = (1200, 1200)
-    input_dropout: float = 0.2
-    dropout: float = 0.5
-    jitter: int = 2
+class QuickTeacherSettings(hinton.MLPTeacherSettings):
+    """Notebook 06's teacher recipe (:class:`kdlib.hinton.MLPTeacherSettings`) for 6 epochs (fast mode: 1 epoch on
+    2,000 images, see :func:`quick_teacher_settings`), on labels smoothed to (1 - eps) one-hot + eps / K, eps =
+    ``label_smoothing`` (Szegedy et al. 2016, section 7; Müller et al. 2019, section 2). These settings name the
+    checkpoint; two teachers that differ in ``label_smoothing`` only are the experiment."""
     label_smoothing: float = 0.0
-    optimizer: str = "Adam (fused), cosine to 0"
-    lr: float = 1e-3
-    batch_size: int = 256
     epochs: int = 6
-    data: str = "mnist-48k-seed42"
-    subset: int | None = None
-    seed: int = 1
 
 
 def quick_teacher_settings(label_smoothing: float = 0.0) -> QuickTeacherSettings:
     """The quick teacher's settings in the current mode (fast mode: 1 epoch on 2,000 images);
     ``label_smoothing`` in [0, 1)."""
-    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real) \
-            or not 0 <= label_smoothing < 1:
-        raise ValueError(f"label_smoothing must be a number in [0, 1), got {label_smoothing!r}")
-    return QuickTeacherSettings(label_smoothing=float(label_smoothing), epochs=config.pick(6, 1),
-                                subset=config.pick(None, 2000))
+    eps = argcheck.number("label_smoothing", label_smoothing, "a number in [0, 1)", lambda v: 0 <= v < 1)
+    return QuickTeacherSettings(label_smoothing=eps, epochs=config.pick(6, 1), subset=config.pick(None, 2000))
 
 
 def smoothed_cross_entropy(eps: float):
-    """``loss_fn(z, y, *extra)``: cross-entropy against the smoothed labels (1 - eps) one-hot + eps/K,
-    which is (1 - eps) * CE(z, y) + eps * mean_k(-log q_k), q = softmax(z)."""
+    """``loss_fn(z, y, *extra)``: cross-entropy against (1 - eps) one-hot + eps/K, which is
+    (1 - eps) * CE(z, y) + eps * mean_k(-log q_k), q = softmax(z)."""
     return lambda z, y, *extra: F.cross_entropy(z, y, label_smoothing=eps)
 
 
-def _train_quick_teacher(model: torch.nn.Module, s: QuickTeacherSettings, desc: str | None) -> dict:
-    """Notebook 06's teacher recipe (:func:`kdlib.hinton._train_teacher`) on smoothed labels."""
-    return hinton._train_teacher(model, s, desc, smoothed_cross_entropy(s.label_smoothing))
-
-
 def quick_teacher(settings: QuickTeacherSettings | None = None, progress: bool = True):
-    """The frozen quick teacher, loaded from its checkpoint (``quick-teacher-<hash>.pt``) or trained
-    now. ``settings`` defaults to :func:`quick_teacher_settings` (no smoothing). Returns
-    ``(model, info)``; info has ``history``, ``test_errors``, ``test_images``, ``path``, ``loaded``
-    and ``settings``."""
+    """The frozen quick teacher, from its checkpoint (``quick-teacher-<hash>.pt``) or trained now;
+    ``settings`` defaults to :func:`quick_teacher_settings` (no smoothing). Returns ``(model, info)``; info
+    has ``history``, ``test_errors``, ``test_images``, ``path``, ``loaded`` and ``settings``."""
     s = settings or quick_teacher_settings()
-    build = lambda: models.MLP(s.hidden, input_dropout=s.input_dropout, dropout=s.dropout)  # noqa: E731
-    what = f"quick teacher (label smoothing {s.label_smoothing:g})"
-    return checkpoint.cached_model("quick-teacher", s, build,
-                                   lambda m: _train_quick_teacher(m, s, what if progress else None))
+    desc = f"quick teacher (label smoothing {s.label_smoothing:g})" if progress else None
+
+    def build():
+        return models.MLP(s.hidden, input_dropout=s.input_dropout, dropout=s.dropout)
+
+    def fit_it(model):  # notebook 06's teacher recipe on smoothed labels
+        return hinton._train_teacher(model, s, desc, smoothed_cross_entropy(s.label_smoothing))
+
+    return checkpoint.cached_model("quick-teacher", s, build, fit_it)
 
 
 # ---- The temperature, chosen on validation ---------------------------------------------------
 
 def choose_temperature(hidden, train_data: tuple, val_data: tuple, grid, seed: int, epochs: int):
-    """For each T of ``grid``: a 784-``hidden``-10 student distilled with :func:`kdlib.hinton.kd_loss`
-    (T) from ``train_data = (x, y, teacher_logits)`` with the tuning ``seed``, scored by its errors
-    on ``val_data = (x, y)``. Returns ``(the T with the fewest errors, [errors for each T])``; on a
-    tie the first. The test set is never read."""
+    """For each T of ``grid``: a 784-``hidden``-10 student distilled with :func:`kdlib.hinton.kd_loss` (T)
+    from ``train_data = (x, y, teacher_logits)`` with the tuning ``seed``, scored by its errors on
+    ``val_data = (x, y)``. Returns ``(the T with the fewest errors (the first on a tie), [errors per T])``.
+    The test set is never read."""
     if len(train_data) != 3:
         raise ValueError("train_data must be (x, y, teacher_logits)")
     if len(grid) == 0:
@@ -149,6 +111,7 @@ def choose_temperature(hidden, train_data: tuple, val_data: tuple, grid, seed: i
 # ---- Fidelity (Stanton et al. 2021) ----------------------------------------------------------
 
 def _check_pair(student_logits, teacher_logits) -> None:
+    """ValueError unless both are float tensors N x C (N >= 1) of the same shape."""
     for name, t in (("student_logits", student_logits), ("teacher_logits", teacher_logits)):
         if not isinstance(t, torch.Tensor) or t.ndim != 2 or not t.is_floating_point() or len(t) == 0:
             got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
@@ -166,10 +129,9 @@ def agreement(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> flo
 
 
 def teacher_student_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> float:
-    """KL(p || q) = sum_k p_k (log p_k - log q_k), averaged over the rows ('batchmean'), with
-    p = softmax(v) the teacher's and q = softmax(z) the student's predictions at T = 1 (Stanton et
-    al. 2021's second fidelity measure). From ``log_softmax`` in float64, so a p_k that underflows
-    adds 0, not NaN."""
+    """KL(p || q) = sum_k p_k (log p_k - log q_k), 'batchmean', p = softmax(v) the teacher's and
+    q = softmax(z) the student's predictions at T = 1 (Stanton et al. 2021). In float64 from log_softmax, so a
+    p_k that underflows adds 0, not NaN."""
     _check_pair(student_logits, teacher_logits)
     log_p = F.log_softmax(teacher_logits.double(), dim=1)
     log_q = F.log_softmax(student_logits.double(), dim=1)
@@ -177,10 +139,9 @@ def teacher_student_kl(teacher_logits: torch.Tensor, student_logits: torch.Tenso
 
 
 def fidelity(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, teacher_logits: torch.Tensor) -> dict:
-    """``model``'s ``errors`` on ``(x, y)``, its top-1 ``agreement`` with the teacher,
-    ``kl`` = KL(teacher || student) at T = 1, and ``copied``: on the rows the teacher gets wrong, the
-    share where the student picks the teacher's wrong class (agreement that accuracy cannot explain).
-    One pass over ``x`` (``teacher_logits``: the teacher's logits for the same rows)."""
+    """``model``'s ``errors`` on ``(x, y)``, its ``agreement`` with the teacher, ``kl`` = KL(teacher ||
+    student) at T = 1, and ``copied``: on the rows the teacher gets wrong, the share where the student
+    picks the teacher's wrong class. ``teacher_logits``: the teacher's logits for the same rows."""
     z = train.predict_logits(model, x)
     said, says = teacher_logits.argmax(1), z.argmax(1)
     wrong = said != y
@@ -192,13 +153,12 @@ def fidelity(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, teacher_l
 # ---- The soft targets, ranked (Müller et al. 2019, section 4) --------------------------------
 
 def ranked_soft_targets(logits: torch.Tensor, T: float) -> torch.Tensor:
-    """Each row's soft targets softmax(v / T), sorted from the most to the least likely class:
-    column 0 is the top class's mass, column 1 the second-most-likely class's."""
+    """Each row's soft targets softmax(v / T), sorted from the most to the least likely class: column 0 is the
+    top class's mass, column 1 the second-most-likely class's."""
     return losses.softmax_t(logits, T).sort(dim=-1, descending=True).values
 
 
 def second_class_mass(logits: torch.Tensor, T: float) -> torch.Tensor:
-    """Per row, the soft-target mass at ``T`` on the second-most-likely class: the similarity a
-    teacher reports ("this 3 looks a bit like an 8"), which label smoothing pushes towards
-    eps / K for every wrong class alike."""
+    """Per row, the soft-target mass at ``T`` on the second-most-likely class (the similarity that label
+    smoothing pushes towards eps / K for every wrong class alike)."""
     return ranked_soft_targets(logits, T)[..., 1]

@@ -106,3 +106,11 @@ def test_binder_start_sets_fast_mode_and_the_students_lab():
     out = subprocess.run([str(ROOT / "binder" / "start"), "env"], env={**env, "KDLIB_FAST": "0"},
                          capture_output=True, text=True, check=True).stdout
     assert "KDLIB_FAST=0" in out.splitlines()
+
+
+def test_pyproject_lists_every_kdlib_package():
+    """A non-editable install (``pip install .``) gets only the packages pyproject.toml names: every folder
+    of kdlib with an ``__init__.py`` must be among them (kdlib.fast was once left out)."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "kdlib").rglob("__init__.py")}
+    assert on_disk == listed
