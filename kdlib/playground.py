@@ -36,19 +36,30 @@ def _check_epochs(max_epochs) -> None:
         argcheck.integer("max_epochs", max_epochs, "None (the recipe's) or an integer >= 1", lambda v: v >= 1)
 
 
-def _train(data: dict, loss_fn, hidden: int, seed: int, max_epochs: int | None) -> dict:
-    """One student of notebook 03's recipe: ``val_acc``, ``agreement`` (top-1, with the teacher, validation),
-    ``test_acc`` (for the report), ``epochs`` run and ``seconds``."""
-    _check_epochs(max_epochs)
-    start = time.perf_counter()
-    model, hist = recipes.train_seed_student(loss_fn, data["train"], data["val"], seed, hidden, max_epochs)
+def _scores(model, hist: dict, data: dict) -> dict:
+    """A trained student's ``val_acc``, ``agreement`` (top-1, with the teacher, validation), ``test_acc`` (for the
+    report) and ``epochs`` run."""
     scores = {}  # split -> (accuracy, agreement with the teacher)
     for split in ("val", "test"):
         x, y, v = data[split]
         top = train.predict_logits(model, x).argmax(1)
         scores[split] = float((top == y).float().mean()), float((top == v.argmax(1)).float().mean())
     return {"val_acc": scores["val"][0], "agreement": scores["val"][1], "test_acc": scores["test"][0],
-            "epochs": len(hist["train_loss"]), "seconds": time.perf_counter() - start}
+            "epochs": len(hist["train_loss"])}
+
+
+def _train(data: dict, loss_fn, hidden: int, seed: int, max_epochs: int | None) -> dict:
+    """One student of notebook 03's recipe: its :func:`_scores` and ``seconds``."""
+    _check_epochs(max_epochs)
+    start = time.perf_counter()
+    model, hist = recipes.train_seed_student(loss_fn, data["train"], data["val"], seed, hidden, max_epochs)
+    return {**_scores(model, hist, data), "seconds": time.perf_counter() - start}
+
+
+def _row(run: int, r: dict, base: dict) -> dict:
+    """A table row: run number, a setting's scores ``r`` and its labels-only baseline's ``base``."""
+    return {"run": run, **r, "base_val_acc": base["val_acc"], "base_test_acc": base["test_acc"],
+            "diff": r["val_acc"] - base["val_acc"]}
 
 
 def train_and_score(data: dict, hidden: int = 16, T: float = 2.0, alpha: float = 0.8, seed: int = 0,
@@ -87,9 +98,7 @@ class PairedRuns:
         """Train one setting (and its baseline, if new); append and return its row."""
         _check_settings(hidden, T, alpha, seed)  # before any training
         base = self.baseline(hidden, seed)
-        r = train_and_score(self.data, hidden, T, alpha, seed, self.max_epochs)
-        row = {"run": len(self.rows) + 1, **r, "base_val_acc": base["val_acc"],
-               "base_test_acc": base["test_acc"], "diff": r["val_acc"] - base["val_acc"]}
+        row = _row(len(self.rows) + 1, train_and_score(self.data, hidden, T, alpha, seed, self.max_epochs), base)
         self.rows.append(row)
         return row
 
@@ -112,19 +121,24 @@ def runs_table(rows: list[dict], sort_by: str = "run", descending: bool = False)
     return f'<p class="kd-note">{NOTE}</p><table class="kd-runs"><tr>{head}</tr>{body}</table>'
 
 
-def static_table(data: dict, settings, seed: int = 0, hidden: int = 16, max_epochs: int | None = None) -> str:
+def static_table(data: dict, settings, seed: int = 0, hidden: int = 16) -> str:
     """The playground's table in Markdown for ``settings`` (``(T, alpha)`` pairs) at one size and seed, beside the
-    labels-only student of that seed: what a viewer without widgets (GitHub, nbviewer) sees."""
+    labels-only student of that seed: what a viewer without widgets (GitHub, nbviewer) sees. Its students train
+    together in one stacked run (:func:`kdlib.recipes.train_seed_students`): the widget's, up to float rounding."""
     if not isinstance(settings, (list, tuple)) or not settings or any(
             not isinstance(s, (list, tuple)) or len(s) != 2 for s in settings):
         raise ValueError(f"settings must be a non-empty list of (T, alpha) pairs, got {settings!r}")
     for T, alpha in settings:  # every setting checked before anything trains
         _check_settings(hidden, T, alpha, seed)
-    runs = PairedRuns(data, max_epochs)
-    for T, alpha in settings:
-        runs.run(hidden, T, alpha, seed)
+    loss_by_run = {"labels only": recipes.three_way_loss("hard")}
+    for i, (T, alpha) in enumerate(settings, 1):
+        loss_by_run[f"run {i} (T {T:g}, alpha {alpha:g})"] = recipes.three_way_loss("hard+soft", T=T, alpha=alpha)
+    trained = recipes.train_seed_students(loss_by_run, data["train"], data["val"], [seed], hidden=hidden)
+    (base, *students) = [_scores(*runs[0], data) for runs in trained.values()]  # one seed: runs[0]
     lines = ["| " + " | ".join(COLUMNS.values()) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_cells(r)) + " |" for r in runs.rows]
+    for i, ((T, alpha), r) in enumerate(zip(settings, students), 1):
+        row = _row(i, {"hidden": hidden, "T": float(T), "alpha": float(alpha), "seed": seed, **r}, base)
+        lines.append("| " + " | ".join(_cells(row)) + " |")
     note = NOTE.replace("<b>", "**").replace("</b>", "**")  # Markdown bold
     return (f"*A static copy of the playground's table, made by this run: run the notebook to use the "
             f"playground.*\n\n" + "\n".join(lines) + f"\n\n{note}")

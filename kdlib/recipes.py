@@ -121,11 +121,13 @@ def _stacked_students(build, loss_by_kind: dict, train_data, val_data, seeds, te
     return {kind: runs[i * len(seeds):(i + 1) * len(seeds)] for i, kind in enumerate(loss_by_kind)}
 
 
-def train_seed_students(loss_by_kind: dict, train_data, val_data, seeds, teacher_head=None) -> dict:
-    """:func:`train_seed_student` for each kind (``{kind: loss_fn}``) and seed, all trained as one run (the same
-    numbers as separate runs). Returns ``{kind: [(model, history) per seed]}``."""
-    return _stacked_students(models.StudentNet, loss_by_kind, train_data, val_data, seeds, teacher_head, lr=STUDENT.lr,
-                             batch_size=STUDENT.batch_size, epochs=STUDENT.max_epochs, early_stopping=True)
+def train_seed_students(loss_by_kind: dict, train_data, val_data, seeds, teacher_head=None, hidden: int = 16) -> dict:
+    """:func:`train_seed_student` (784-``hidden``-10) for each kind (``{kind: loss_fn}``) and seed, all trained as
+    one run (the same numbers as separate runs, up to float rounding).
+    Returns ``{kind: [(model, history) per seed]}``."""
+    return _stacked_students(lambda: models.StudentNet(hidden), loss_by_kind, train_data, val_data, seeds,
+                             teacher_head, lr=STUDENT.lr, batch_size=STUDENT.batch_size, epochs=STUDENT.max_epochs,
+                             early_stopping=True)
 
 
 # ---- The seed blog's pair (notebook 03's weak-student experiment) ---------------------------

@@ -128,20 +128,30 @@ def test_runs_table_sorts_by_validation_never_by_test():
     assert by_val.count("<tr>") == 4
 
 
-def test_static_table(data, trainings):
-    md = playground.static_table(data, [(1.0, 0.8), (5.0, 0.8)], seed=0, hidden=16, max_epochs=1)
-    assert trainings == ["hard", "hard+soft", "hard+soft"]  # one baseline for both settings
+def test_static_table(data, trainings, monkeypatch):
+    stacked = []
+    real = recipes.train_seed_students
+
+    def recording(loss_by_kind, *args, **kwargs):
+        stacked.append(list(loss_by_kind))
+        return real(loss_by_kind, *args, **kwargs)
+    monkeypatch.setattr(recipes, "train_seed_students", recording)
+    md = playground.static_table(data, [(1.0, 0.8), (5.0, 0.8)], seed=0, hidden=16)
+    assert trainings == [] and len(stacked) == 1 and len(stacked[0]) == 3  # one stacked run: baseline + 2
     assert "run the notebook to use the playground" in md and "do not choose T or alpha by it" in md
     lines = [line for line in md.splitlines() if line.startswith("|")]
     assert len(lines) == 4 and "report (test" in lines[0]
-    base = playground.train_labels_only(data, hidden=16, seed=0, max_epochs=1)
+    # the same students trained again, one stacked run: the table holds their scores
+    losses = {"hard": recipes.three_way_loss("hard")}
+    losses.update({f"T {T:g}": recipes.three_way_loss("hard+soft", T=T, alpha=0.8) for T in (1.0, 5.0)})
+    again = {k: runs[0][0] for k, runs in real(losses, data["train"], data["val"], [0]).items()}
+    base_val, base_test = _accuracies(again["hard"], data)
     for line, T in zip(lines[2:], (1.0, 5.0)):
-        r = playground.train_and_score(data, hidden=16, T=T, alpha=0.8, seed=0, max_epochs=1)
+        val, test = _accuracies(again[f"T {T:g}"], data)
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[2:5] == [f"{T:.2f}", "0.80", "0"]
-        assert cells[6:9] == [f"{100 * r['val_acc']:.2f}", f"{100 * base['val_acc']:.2f}",
-                              f"{100 * (r['val_acc'] - base['val_acc']):+.2f}"]
-        assert cells[10] == f"{100 * r['test_acc']:.2f} / {100 * base['test_acc']:.2f}"
+        assert cells[6:9] == [f"{100 * val:.2f}", f"{100 * base_val:.2f}", f"{100 * (val - base_val):+.2f}"]
+        assert cells[10] == f"{100 * test:.2f} / {100 * base_test:.2f}"
 
 
 def test_the_train_button(data, trainings):
