@@ -24,6 +24,26 @@ def test_byte_dropout_has_nn_dropouts_distribution(p):
     assert (by_byte - p).abs().max() < 5 * (p * (1 - p) / (n / 8)) ** 0.5
 
 
+@pytest.mark.parametrize("p", [0.25, 0.5])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_byte_dropout_blocks_compute_the_plain_formula_bit_for_bit(p, dtype):
+    # on a CPU, without gradients, the products run fast.dropout.BLOCK elements at a time: every element is
+    # still one product x * (keep / (1 - p)) of the same mask byte, so the result is the plain formula's exactly
+    x = torch.randn(3, fast.dropout.BLOCK // 2 + 7, dtype=dtype)  # crosses block edges, a short last block
+    torch.manual_seed(1)
+    y = fast.ByteDropout(p).train()(x)
+    torch.manual_seed(1)
+    keep = (fast.dropout.random_bytes(x.numel()).view(x.shape) >= round(256 * p)).to(dtype)
+    assert torch.equal(y, x * (keep * (1 / (1 - p))))
+    assert torch.equal(y.signbit(), (x * (keep * (1 / (1 - p)))).signbit())  # -0.0 where a negative x is dropped
+    x.requires_grad_()
+    torch.manual_seed(1)
+    z = fast.ByteDropout(p).train()(x)  # the unblocked path, for autograd
+    assert torch.equal(z.detach(), y)
+    z.sum().backward()
+    assert torch.equal(x.grad, keep * (1 / (1 - p)))
+
+
 def test_byte_dropout_modes_and_arguments():
     x = torch.ones(100, 100)
     assert fast.ByteDropout(0.5).eval()(x) is x
