@@ -18,6 +18,7 @@ on Linux and macOS), and may not call kdlib's own implementation of what you are
   ``check_paired_ci``, ``check_verdict``, ``check_choose_temperature``
 - :mod:`kdlib.homework.hw4`: ``check_transfer_set``, ``check_train_without_3s``, ``check_accuracy_on_3s``,
   ``check_shift_bias``, ``check_choose_bias``
+- :mod:`kdlib.homework.hw5`: ``check_soft_target_grad``, ``check_central_difference``, ``check_logit_matching_grad``
 - :func:`mnist_task` (:mod:`kdlib.homework._task`): the data and fast teacher of homeworks 3 and 4.
 - :mod:`kdlib.homework._common`: what they share.
 """
@@ -28,6 +29,7 @@ from .hw3 import (check_choose_temperature, check_distill_epoch, check_paired_ci
                   check_train_student, check_verdict)
 from .hw4 import (check_accuracy_on_3s, check_choose_bias, check_shift_bias, check_train_without_3s,
                   check_transfer_set)
+from .hw5 import check_central_difference, check_logit_matching_grad, check_soft_target_grad
 from ._task import mnist_task
 
 __all__ = ["CheckFailed", "check_softmax_t", "check_soft_target_loss", "check_distillation_loss",
@@ -35,4 +37,5 @@ __all__ = ["CheckFailed", "check_softmax_t", "check_soft_target_loss", "check_di
            "check_teacher_logits", "check_distill_epoch", "check_train_student", "check_paired_ci",
            "check_verdict", "check_choose_temperature",
            "check_transfer_set", "check_train_without_3s", "check_accuracy_on_3s", "check_shift_bias",
-           "check_choose_bias", "mnist_task"]
+           "check_choose_bias", "check_soft_target_grad", "check_central_difference", "check_logit_matching_grad",
+           "mnist_task"]
