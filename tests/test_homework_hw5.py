@@ -40,6 +40,18 @@ def _in_place(f, z, eps=1e-6):
     return out
 
 
+def _double_in_place(f, z, eps=1e-6):
+    """Believes z.double() is a copy: it is z itself when z is already float64."""
+    x = z.double()
+    out = torch.empty(z.shape, dtype=torch.float64)
+    for i in range(x.numel()):
+        x.view(-1)[i] += eps
+        up = f(x)
+        x.view(-1)[i] -= 2 * eps
+        out.view(-1)[i] = (up - f(x)) / (2 * eps)
+    return out
+
+
 def _naive_softmax(x):
     return x.exp() / x.exp().sum(1, keepdim=True)
 
@@ -64,7 +76,18 @@ WRONG = {  # case: (check, the student's function, a phrase of the message that 
                                "over the batch dimension"),
     "bare exp overflows": (GRAD, lambda z, v, T: T * (_naive_softmax(z / T) - torch.softmax(v / T, 1)) / len(z),
                            "at large logits"),
+    "divided by C": (GRAD, lambda z, v, T: _grad(z, v, T) * len(z) / z.shape[1], "not by N"),
+    "1/T^2 as in the KL's size": (GRAD, lambda z, v, T: _grad(z, v, T) / T ** 3, "(q - p) / (N T^2)"),
+    "only q softened": (GRAD, lambda z, v, T: T * (torch.softmax(z / T, 1) - torch.softmax(v, 1)) / len(z),
+                        "only q is softened"),
+    "only p softened": (GRAD, lambda z, v, T: T * (torch.softmax(z, 1) - torch.softmax(v / T, 1)) / len(z),
+                        "only p is softened"),
+    "bare exp for p": (GRAD, lambda z, v, T: T * (torch.softmax(z / T, 1) - _naive_softmax(v / T)) / len(z),
+                       "at large logits"),
     "autograd": (GRAD, _with_backward, "computes the gradient for you"),
+    "forward-mode autograd": (GRAD, lambda z, v, T: torch.func.jacfwd(
+        lambda x: T * T * F.kl_div(F.log_softmax(x / T, 1), F.softmax(v / T, 1), reduction="batchmean"))(z),
+        "computes the gradient for you"),
     "kdlib's loss": (GRAD, lambda z, v, T: hw5.autograd_grad(lambda x: losses.soft_target_loss(x, v, T), z),
                      "kdlib.losses.soft_target_loss"),
     "forward difference": (DIFF, _forward, "forward difference"),
@@ -75,6 +98,10 @@ WRONG = {  # case: (check, the student's function, a phrase of the message that 
     "float32": (DIFF, lambda f, z, eps=1e-6: hw5.central(lambda x: f(x.float()).double(), z, eps), "in float32"),
     "float32 result": (DIFF, lambda f, z, eps=1e-6: hw5.central(f, z, eps).to(z.dtype), "returned torch.float32"),
     "z changed": (DIFF, _in_place, "changed the z it was given"),
+    "z changed through .double()": (DIFF, _double_in_place, "z itself when z is already float64"),
+    "float32 buffer": (DIFF, lambda f, z, eps=1e-6: hw5.central(f, z, eps).float().double().float(),
+                       "returned torch.float32"),
+    "only z centred": (LIMIT, lambda z, v: ((z - z.mean(1, keepdim=True)) - v) / z.numel(), "centred z but not v"),
     "not centred": (LIMIT, lambda z, v: (z - v) / z.numel(), "raw logits"),
     "centred over the batch": (LIMIT, lambda z, v: ((z - z.mean(0)) - (v - v.mean(0))) / z.numel(), "dim=1"),
     "no 1/C": (LIMIT, lambda z, v: _limit(z, v) * z.shape[1], "10x too large"),
@@ -92,6 +119,8 @@ def test_check_names_the_mistake(case):
 
 
 RIGHT = {  # right answers written in other ways than the solutions
+    "grad with kdlib's softmax_t (notebook 04's formula)": (GRAD, lambda z, v, T: T / len(z) * (
+        losses.softmax_t(z, T) - losses.softmax_t(v, T))),
     "grad from log_softmax": (GRAD, lambda z, v, T: T / len(z) * (F.log_softmax(z / T, 1).exp() - F.softmax(v / T, 1))),
     "difference, one vector at a time": (DIFF, lambda f, z, eps=1e-6: torch.stack(
         [(f(z.double() + e.view(z.shape)) - f(z.double() - e.view(z.shape))) / (2 * eps)

@@ -416,7 +416,8 @@ def close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-4, atol: float = 1e
     return a.shape == b.shape and torch.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True)
 
 
-_IN_PLACE = {"x": "`x /= 255`", "y": "`y -= 1`", "labels": "`labels -= 1`"}
+_IN_PLACE = {"x": "`x /= 255`", "y": "`y -= 1`", "labels": "`labels -= 1`",
+             "z": "`z /= T`, or `x = z.double()` (z itself when z is already float64) then `x[i] += eps`"}
 
 
 def unchanged(before: torch.Tensor, after: torch.Tensor, name: str, arg: str) -> None:

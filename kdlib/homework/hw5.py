@@ -14,16 +14,18 @@ from ._common import KDLIB_LOSSES, Student, _label, close, fail, finite, graded,
 
 __all__ = ["check_soft_target_grad", "check_central_difference", "check_logit_matching_grad"]
 
-AUTOGRAD = (torch.autograd.grad, torch.autograd.backward, torch.Tensor.backward,
-            torch.autograd.functional.jacobian, torch.func.grad, torch.func.vjp, torch.func.jacrev)
+AUTOGRAD = (torch.autograd.grad, torch.autograd.backward, torch.Tensor.backward, torch.autograd.functional.jacobian,
+            torch.autograd.functional.jvp, torch.autograd.functional.hessian, torch.autograd.forward_ad.make_dual,
+            torch.autograd.forward_ad.unpack_dual, torch.func.grad, torch.func.grad_and_value, torch.func.vjp,
+            torch.func.jvp, torch.func.jacrev, torch.func.jacfwd, torch.func.hessian, torch.func.linearize)
 """What computes a gradient for you: the exercises ask for it by hand (the checks use it to compare)."""
 
 
 class ByHand(Student):
     """A :class:`~kdlib.homework._common.Student` whose function may call neither kdlib's losses nor autograd."""
 
-    def __init__(self, fn, name: str):
-        super().__init__(fn, name, forbid=KDLIB_LOSSES + AUTOGRAD)
+    def __init__(self, fn, name: str):  # losses.softmax_t is torch.softmax(z / T): allowed, as torch.softmax is
+        super().__init__(fn, name, forbid=tuple(f for f in KDLIB_LOSSES if f is not losses.softmax_t) + AUTOGRAD)
 
     def _refuse(self, what: str):
         if what in {_label(f) for f in AUTOGRAD}:
@@ -61,11 +63,14 @@ def _first_mistake(values: list, args: list, mistakes: list) -> None:
             fail(msg)
 
 
-def _wrong_by(val: torch.Tensor, ref: torch.Tensor, name: str, where: str) -> None:
+def _wrong_by(val: torch.Tensor, ref: torch.Tensor, name: str, where: str, what: str) -> None:
+    """Fail: ``val`` is not ``ref`` (``what``: where the right values come from)."""
     err = (val - ref).abs().max()
-    fail(f"{where} your {name} differs from autograd's gradient by up to {err:.3g} (the largest entry of the "
-         f"right one is {ref.abs().max():.3g}). The first row should begin {ref[0, :3].tolist()}, yours begins "
-         f"{val[0, :3].tolist()}.")
+    digits = (" Your numbers agree with the right ones to about 7 digits: computed or stored in float32? Keep "
+              "float64 throughout." if close(val, ref, rtol=1e-5, atol=1e-7) else "")
+    fail(f"{where + ' ' if where else ''}your {name} differs from {what} by up to {err:.3g} (its largest entry "
+         f"is {ref.abs().max():.3g}). The first row should begin {ref[0, :3].tolist()}, yours begins "
+         f"{val[0, :3].tolist()}.{digits}")
 
 
 # ---- 1. the gradient of the soft-target loss -----------------------------------------------------
@@ -83,8 +88,16 @@ def soft_grad_mistakes(N: int, C: int):
         ("your gradient does not depend on T the way it should: the chain rule gives 1/T (the logits are "
          "divided by T) and the loss is multiplied by T^2, so the gradient is T (q - p) / N.",
          lambda z, v, T: qp(z, v, T) / N),
-        ("your gradient has the wrong sign: the loss falls when q moves towards p, so its gradient with "
-         "respect to z_i is T (q_i - p_i) / N, not T (p_i - q_i) / N.", lambda z, v, T: -T * qp(z, v, T) / N),
+        ("your gradient has the wrong sign: where q_i > p_i, raising z_i raises q_i further above p_i and the "
+         "loss rises, so dL/dz_i has the sign of q_i - p_i: T (q_i - p_i) / N.", lambda z, v, T: -T * qp(z, v, T) / N),
+        (f"you divided by C = {C} (the classes), not by N = {N} (the rows of the batch): T (q - p) / N.",
+         lambda z, v, T: T * qp(z, v, T) / C),
+        ("your gradient is (q - p) / (N T^2), the size notebook 04 gives the KL's gradient at high T, not the "
+         "gradient itself: the loss's gradient is T (q - p) / N.", lambda z, v, T: qp(z, v, T) / (N * T * T)),
+        ("only q is softened: p = softmax(v / T) too.",
+         lambda z, v, T: T * (torch.softmax(z / T, 1) - torch.softmax(v, 1)) / N),
+        ("only p is softened: q = softmax(z / T) too.",
+         lambda z, v, T: T * (torch.softmax(z, 1) - torch.softmax(v / T, 1)) / N),
         (f"your gradient is {N}x too large ({N} is the batch size): the loss averages over the batch "
          f"('batchmean'), so each logit's gradient is divided by N.", lambda z, v, T: T * qp(z, v, T)),
         (f"your gradient is {C}x too small: the loss sums over the {C} classes and averages over the batch only "
@@ -113,10 +126,10 @@ def check_soft_target_grad(fn, *, N: int = 8, C: int = 10, temperatures: tuple =
         _first_mistake(values, args, soft_grad_mistakes(N, C))
         val, ref, (_, _, T) = next((val, r, a) for val, r, a in zip(values, refs, args)
                                    if not close(val, r, rtol=1e-6, atol=1e-12))
-        _wrong_by(val, ref, name, f"at T={T:g}")
-    big = z * 300  # logits up to about 2,000: exp(z) overflows even float64 beyond 709
-    val = student.tensor(big.clone(), v.clone(), 1.0, shape=(N, C), protect=("z", "v")).detach().double()
-    ref = autograd_grad(lambda x: losses.soft_target_loss(x, v, 1.0), big)
+        _wrong_by(val, ref, name, f"at T={T:g}", "autograd's gradient of the loss")
+    big, big_v = z * 300, v * 300  # logits in the thousands: exp overflows even float64 beyond 709
+    val = student.tensor(big.clone(), big_v.clone(), 1.0, shape=(N, C), protect=("z", "v")).detach().double()
+    ref = autograd_grad(lambda x: losses.soft_target_loss(x, big_v, 1.0), big)
     if not close(val, ref, rtol=1e-6, atol=1e-12):
         fail(f"at large logits (up to {big.abs().max():.0f}, T=1) your {name} is wrong although it "
              f"is right for smaller logits: compute q and p with torch.softmax (or subtract each row's maximum "
@@ -174,7 +187,13 @@ def check_central_difference(fn, *, shape: tuple = (3, 4), eps: float = 0.1, see
     student = ByHand(fn, name)
     z = (torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 3 + 0.5)
     z = z * torch.where(torch.arange(z.numel()).view(shape) % 2 == 0, 1.0, -1.0)  # both signs, none near 0
-    val = _matrix(student, (_cube, z.clone(), eps), shape, (None, "z"), f"on f(z) = sum(z^3) with eps {eps:g}:")
+    val = student.tensor(_cube, z.clone(), eps, shape=shape, protect=(None, "z"))
+    if val.dtype != torch.float64:
+        fail(f"your {name} returned {val.dtype}: return the float64 result (torch.zeros(shape) and torch.tensor(list) "
+             f"make float32 unless given dtype=torch.float64). float32 keeps about 7 significant digits, and "
+             f"f(z + eps e_i) - f(z - eps e_i) with a small eps loses nearly all of them.")
+    finite(val, name, f"on f(z) = sum(z^3) with eps {eps:g}:")
+    val = val.detach()
     ref = central(_cube, z, eps)  # = 3 z^2 + eps^2, for a cube
     if not close(val, ref, rtol=1e-9, atol=1e-12):
         _first_mistake([val], [(_cube, z)], difference_mistakes(eps))
@@ -216,8 +235,11 @@ def limit_mistakes(N: int, C: int):
          f"(z_i - v_i) / (N C) for zero-mean rows.", lambda z, v: (centred(z) - centred(v)) / N),
         (f"your limit is {N}x too large: the loss averages over the N = {N} rows of the batch, so divide by N.",
          lambda z, v: (centred(z) - centred(v)) / C),
-        ("your limit has the wrong sign: the student's logits move towards the teacher's, so the gradient is "
-         "(z - v) / (N C), not (v - z) / (N C).", lambda z, v: (centred(v) - centred(z)) / (N * C)),
+        ("your limit has the wrong sign: gradient descent moves the student's logits towards the teacher's, so "
+         "the gradient points from v to z: ((z - mean z) - (v - mean v)) / (N C).",
+         lambda z, v: (centred(v) - centred(z)) / (N * C)),
+        ("you centred z but not v: subtract each one's own row means.", lambda z, v: (centred(z) - v) / (N * C)),
+        ("you centred v but not z: subtract each one's own row means.", lambda z, v: (z - centred(v)) / (N * C)),
     ]
 
 
@@ -232,7 +254,7 @@ def check_logit_matching_grad(fn, *, N: int = 8, C: int = 10, seed: int = 4) -> 
     ref = ((z - z.mean(1, keepdim=True)) - (v - v.mean(1, keepdim=True))) / (N * C)
     if not close(val, ref, rtol=1e-6, atol=1e-12):
         _first_mistake([val], [(z, v)], limit_mistakes(N, C))
-        _wrong_by(val, ref, name, "")
+        _wrong_by(val, ref, name, "", "the limit ((z - mean z) - (v - mean v)) / (N C)")
     T = 1e4
     at_T = autograd_grad(lambda x: losses.soft_target_loss(x, v, T), z)
     gap = float((at_T - val).norm() / val.norm())
