@@ -19,6 +19,7 @@ on Linux and macOS), and may not call kdlib's own implementation of what you are
 - :mod:`kdlib.homework.hw4`: ``check_transfer_set``, ``check_train_without_3s``, ``check_accuracy_on_3s``,
   ``check_shift_bias``, ``check_choose_bias``
 - :mod:`kdlib.homework.hw5`: ``check_soft_target_grad``, ``check_central_difference``, ``check_logit_matching_grad``
+- :mod:`kdlib.homework.hw6`: ``check_agreement``, ``check_teacher_student_kl``, ``check_copied_mistakes``
 - :func:`mnist_task` (:mod:`kdlib.homework._task`): the data and fast teacher of homeworks 3 and 4.
 - :mod:`kdlib.homework._common`: what they share.
 """
@@ -30,6 +31,7 @@ from .hw3 import (check_choose_temperature, check_distill_epoch, check_paired_ci
 from .hw4 import (check_accuracy_on_3s, check_choose_bias, check_shift_bias, check_train_without_3s,
                   check_transfer_set)
 from .hw5 import check_central_difference, check_logit_matching_grad, check_soft_target_grad
+from .hw6 import check_agreement, check_copied_mistakes, check_teacher_student_kl
 from ._task import mnist_task
 
 __all__ = ["CheckFailed", "check_softmax_t", "check_soft_target_loss", "check_distillation_loss",
@@ -38,4 +40,4 @@ __all__ = ["CheckFailed", "check_softmax_t", "check_soft_target_loss", "check_di
            "check_verdict", "check_choose_temperature",
            "check_transfer_set", "check_train_without_3s", "check_accuracy_on_3s", "check_shift_bias",
            "check_choose_bias", "check_soft_target_grad", "check_central_difference", "check_logit_matching_grad",
-           "mnist_task"]
+           "check_agreement", "check_teacher_student_kl", "check_copied_mistakes", "mnist_task"]
