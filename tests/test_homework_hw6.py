@@ -37,6 +37,23 @@ WRONG = {  # case: (check, the student's function, a phrase of the message that 
     "arg-max over the batch": (AGREE, lambda z, v: float((z.argmax(0) == v.argmax(0)).double().mean()), "dim=1"),
     "returns a tensor of rows": (AGREE, lambda z, v: z.argmax(1) == v.argmax(1), "one number"),
     "calls kdlib.when": (AGREE, lambda z, v: when.agreement(z, v), "kdlib.when.agreement"),
+    "a percentage": (AGREE, lambda z, v: 100 * float((z.argmax(1) == v.argmax(1)).double().mean()), "a percentage"),
+    "integer division": (AGREE, lambda z, v: int((z.argmax(1) == v.argmax(1)).sum()) // len(z), "integer division"),
+    "a tensor of shape (1,)": (AGREE, lambda z, v: (z.argmax(1) == v.argmax(1)).double().mean().reshape(1),
+                               "a float (float(...)"),
+    "log_target forgotten": (KL, lambda v, z: float(F.kl_div(F.log_softmax(z, 1), F.log_softmax(v, 1),
+                                                             reduction="batchmean")), "log_target=True"),
+    "log-softmax by hand overflows": (KL, lambda v, z: float(F.kl_div(
+        z - z.exp().sum(1, keepdim=True).log(), v - v.exp().sum(1, keepdim=True).log(), reduction="batchmean",
+        log_target=True)), "at large logits"),
+    "negative KL": (KL, lambda v, z: -_kl(v, z), "negative"),
+    "softmax over the batch": (KL, lambda v, z: float(F.kl_div(F.log_softmax(z, 0), F.log_softmax(v, 0),
+                                                               reduction="batchmean", log_target=True)), "dim=0"),
+    "copied, a percentage": (COPY, lambda z, v, y: 100 * _copied(z, v, y), "a percentage"),
+    "copied, a count": (COPY, lambda z, v, y: int(((z.argmax(1) == v.argmax(1)) & (v.argmax(1) != y)).sum()),
+                        "a count of images"),
+    "None without mistakes": (COPY, lambda z, v, y: None if (v.argmax(1) == y).all() else _copied(z, v, y),
+                              "returned None: return float('nan') instead"),
     "KL swapped": (KL, lambda v, z: _kl(z, v), "KL(student || teacher)"),
     "mean over the classes": (KL, lambda v, z: float(F.kl_div(F.log_softmax(z, 1), F.softmax(v, 1), reduction="mean")),
                               "reduction='mean'"),
@@ -86,7 +103,8 @@ def test_check_accepts_right_answers(case, capsys):
     assert capsys.readouterr().out.count("✓") == 2
 
 
-# (student): (edits to the solution, expected score of 10)
+# (student): (edits to the solution, expected score of 10); a right one and two typical wrong ones (each autograded
+# submission costs a kernel and six small trainings: the suite's time)
 SUBMISSIONS = {
     "alice": ((), 10),
     # KL(student || teacher): its 3 points (the experiment's KL ordering still holds: it asserts the direction)
@@ -94,9 +112,6 @@ SUBMISSIONS = {
     # the copied share over all rows: its 3 points (distilled students still copy more: the experiment passes)
     "carol": ((("return float((says[wrong] == said[wrong]).double().mean())",
                 "return float(((says == said) & wrong).double().mean())"),), 7),
-    # agreement as a count: its 2 points
-    "dave": ((("return float((student_logits.argmax(dim=1) == teacher_logits.argmax(dim=1)).double().mean())",
-               "return int((student_logits.argmax(dim=1) == teacher_logits.argmax(dim=1)).sum())"),), 8),
 }
 
 

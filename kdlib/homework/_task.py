@@ -1,4 +1,4 @@
-"""The data of homeworks 3 and 4: small parts of MNIST's seed split and a teacher that trains in
+"""The data of homeworks 3, 4 and 6: small parts of MNIST's seed split and a teacher that trains in
 seconds, so that an assignment autogrades in well under a minute on two cores.
 
 The teacher is a 784-512-10 MLP with dropout, trained for a few epochs on the first training

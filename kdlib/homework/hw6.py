@@ -22,15 +22,18 @@ WHEN = (when.agreement, when.teacher_student_kl, when.fidelity)
 """Notebook 07's own fidelity measures: the references, refused inside the student's functions."""
 
 
-def _number(student: Student, args: tuple, protect: tuple) -> float:
-    """Call; the output must be one number (a Python or NumPy number, or a tensor holding one)."""
+def _number(student: Student, args: tuple, protect: tuple, none: str = "did you forget `return`?") -> float:
+    """Call; the output must be one number (a Python or NumPy number, or a 0-d tensor); ``none``: what to say
+    to a function that returned None."""
     out = student(*args, protect=protect)
-    if isinstance(out, torch.Tensor) and out.numel() == 1:
+    if out is None:
+        fail(f"{student.name} returned None: {none}")
+    if isinstance(out, torch.Tensor) and out.ndim == 0:
         return float(out.detach())
     if isinstance(out, (bool, torch.Tensor)) or not hasattr(out, "__float__"):
-        what = "nothing (None): did you forget `return`?" if out is None else f"a {type(out).__name__}"
         shape = f" of shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else ""
-        fail(f"{student.name} returned {what}{shape}; it must return one number.")
+        fail(f"{student.name} returned a {type(out).__name__}{shape}; it must return one number, a float (float(...) "
+             f"turns a one-element tensor into one).")
     return float(out)
 
 
@@ -42,7 +45,8 @@ def _first_mistake(value: float, mistakes: list) -> None:
 
 
 def _logits(N: int, C: int, seed: int, same: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Seeded float64 student and teacher logits whose top classes agree on about ``same`` of the rows."""
+    """Seeded float64 student and teacher logits; the student's rows lean towards the teacher's top class with
+    probability ``same``."""
     g = torch.Generator().manual_seed(seed)
     v = torch.randn(N, C, generator=g, dtype=torch.float64) * 3
     z = torch.randn(N, C, generator=g, dtype=torch.float64) * 2
@@ -62,12 +66,17 @@ def check_agreement(fn, *, N: int = 60, C: int = 10, seed: int = 0) -> None:
     value = _number(student, (z.clone(), v.clone()), ("student_logits", "teacher_logits"))
     ref = when.agreement(z, v)
     if not math.isclose(value, ref, rel_tol=1e-6, abs_tol=1e-9):  # a float32 mean is right too
+        dim0 = float((z.argmax(0) == v.argmax(0)).double().mean())
         _first_mistake(value, [
             (f"your agreement is a count ({value:g} rows), not a share: divide by the number of rows, {N}.", ref * N),
+            ("your agreement is a percentage: return the share, between 0 and 1.", 100 * ref),
             ("you measured the disagreement: the share of rows where the two top classes are the same is 1 minus "
              "yours.", 1 - ref),
+            (f"your agreement is 0, but the top classes agree on {ref:.4g} of the rows: integer division (//) or "
+             f"int() of the share rounds it down; or an arg-max over the batch (dim=0; each row's top class is its "
+             f"arg-max over the classes, dim=1).", 0.0),
             ("your arg-max runs over the batch (dim=0): each row's top class is its arg-max over the classes, "
-             "dim=1.", float((z.argmax(0) == v.argmax(0)).double().mean())),
+             "dim=1.", dim0 if dim0 not in (0.0, 1.0) else math.nan),
         ])
         fail(f"your agreement is {value:.6g}; on these {N} rows the top classes agree on {ref:.6g} of them.")
     ok(f"{name} is right: the share of rows with the same top class ({ref:.3g} on {N} random rows).")
@@ -92,6 +101,10 @@ def kl_mistakes(z: torch.Tensor, v: torch.Tensor) -> list:
          "sum_k p_k (log p_k - log q_k).", float(-(ls(v.double(), 1).exp() * ls(z.double(), 1)).sum(1).mean())),
         ("the first argument of F.kl_div must be the student's log-probabilities (F.log_softmax), not its "
          "probabilities.", float(F.kl_div(F.softmax(z, 1), F.softmax(v, 1), reduction="batchmean"))),
+        ("your KL is negative: a KL divergence is never below 0. Check the sign: sum_k p_k (log p_k - log q_k).",
+         -ref),
+        ("your (log-)softmax runs over the batch (dim=0): the classes are dim=1.",
+         float(F.kl_div(ls(z, 0), ls(v, 0), reduction="batchmean", log_target=True))),
     ]
 
 
@@ -106,16 +119,21 @@ def check_teacher_student_kl(fn, *, N: int = 8, C: int = 10, seed: int = 1) -> N
     value = _number(student, (v.clone(), z.clone()), both)
     ref = when.teacher_student_kl(v, z)
     if not math.isclose(value, ref, rel_tol=1e-5, abs_tol=1e-9):
+        if math.isnan(value):
+            fail(f"your KL is nan (right: {ref:.6g}). The usual cause: F.kl_div takes its target as probabilities "
+                 f"unless log_target=True; given the teacher's log-probabilities (negative numbers) without it, it "
+                 f"takes their log, which is nan. Otherwise look for 0 / 0 or the log of a negative number.")
         _first_mistake(value, kl_mistakes(z, v))
         fail(f"your KL is {value:.6g}; on these logits KL(teacher || student) is {ref:.6g}.")
-    big_z, big_v = z * 100, v * 100  # probabilities that underflow to 0 (log 0 = -inf) in a plain softmax
+    big_z, big_v = z * 300, v * 300  # probabilities that round to 0, exponentials beyond float64's (exp(710) = inf)
     value = _number(student, (big_v.clone(), big_z.clone()), both)
     ref = when.teacher_student_kl(big_v, big_z)
     if not math.isclose(value, ref, rel_tol=1e-5, abs_tol=1e-9):
         fail(f"at large logits (up to {max(big_z.abs().max(), big_v.abs().max()):.0f}) your KL is {value:.6g}, the "
-             f"right one {ref:.6g}: torch.log(torch.softmax(...)) rounds tiny probabilities to 0 and log 0 = -inf. "
-             f"Use F.log_softmax for both distributions (with log_target=True in F.kl_div).")
-    ok(f"{name} is right: KL(teacher || student) at T = 1, batchmean, also at logits in the hundreds.")
+             f"right one {ref:.6g}: a probability that rounds to 0 (log 0 = -inf), an exponential that overflows, "
+             f"or an eps added to a probability. Compute the log-probabilities with F.log_softmax (for F.kl_div's "
+             f"target too, with log_target=True), not from probabilities.")
+    ok(f"{name} is right: KL(teacher || student) at T = 1, batchmean, also at logits in the thousands.")
 
 
 # ---- 3. the teacher's mistakes the student copies ---------------------------------------------------------
@@ -155,6 +173,9 @@ def copy_mistakes(z, v, y) -> list:
          float((says[s_wrong] == said[s_wrong]).double().mean())),
         ("you measured the agreement over all rows: restrict it to the rows the teacher gets wrong.",
          float((says == said).double().mean())),
+        ("your share is a percentage: return it between 0 and 1.", 100 * copied(z, v, y)),
+        ("your share is a count of images: divide it by the number of the teacher's mistakes.",
+         float(((says == said) & t_wrong).sum())),
     ]
 
 
@@ -174,12 +195,12 @@ def check_copied_mistakes(fn, *, N: int = 300, C: int = 10, seed: int = 2) -> No
              f"and the student copies its class on {ref:.6g} of those.")
     perfect = 5.0 * F.one_hot(y, C).double()  # a teacher without a mistake
     try:
-        value = _number(student, (z.clone(), perfect, y.clone()), names)
+        value = _number(student, (z.clone(), perfect, y.clone()), names, none="return float('nan') instead.")
     except CheckFailed as e:  # e.g. a ZeroDivisionError in the student's code, kept as the cause
         raise CheckFailed(f"when the teacher makes no mistake: {e} The share of no mistakes is undefined: "
                           f"return float('nan') (what a mean over no rows gives).") from e.__cause__
     if not math.isnan(value):
         fail(f"when the teacher makes no mistake your {name} returns {value:g}: the share of no mistakes is "
-             f"undefined, so return float('nan') (what a mean over no rows gives), not a number.")
+             f"undefined, so return float('nan') (what a mean over no rows gives), not {value:g}.")
     ok(f"{name} is right: of the teacher's {int((v.argmax(1) != y).sum())} mistakes on {N} rows the student "
        f"copies {ref:.3g}; nan when the teacher makes none.")

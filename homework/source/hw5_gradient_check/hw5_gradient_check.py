@@ -13,8 +13,6 @@
 #     name: python3
 # ---
 
-# %%
-
 # %% [markdown]
 # # Homework 5 · The gradient of the soft targets, checked
 #
