@@ -641,3 +641,6 @@ print(f"notebook run time: {time.perf_counter() - NOTEBOOK_START:.0f} s")
 # Now write these losses yourself: **homework 1** (`homework/release/hw1_soft_targets`) asks for
 # softmax with temperature, the soft-target loss and the distillation loss, and its checks name
 # several of these mistakes when they see them (homework 3 checks the teacher's mode).
+# **Homework 5** (`homework/release/hw5_gradient_check`) then asks for this notebook's own checks:
+# the gradient of the soft-target loss by hand, a central-difference gradient, and the high-temperature
+# limit, each compared with autograd.

@@ -757,6 +757,12 @@ display(Markdown(
     f"{LONG['epochs']}; teacher of sections 1 and 2: {teacher_errors} test errors."))
 
 # %% [markdown]
+# ## Homework
+# **Homework 6** (`homework/release/hw6_fidelity`) asks you to write section 4's three fidelity measures
+# (top-1 agreement, KL(teacher ‖ student) at T = 1, the share of the teacher's mistakes a student copies)
+# and to compare a labels-only and a distilled student with them, on a small teacher that trains in seconds.
+
+# %% [markdown]
 # ## Wall time of each part
 # Measured in this run (the teacher part includes its training when no checkpoint was found).
 
