@@ -157,14 +157,12 @@ def test_the_limit_is_the_gradient_at_high_temperature():
     assert all(8 < a / b < 12 for a, b in zip(gaps, gaps[1:])) and gaps[-1] < 1e-3
 
 
-# (student): (edits to the solution, expected score of 12); a right one and two typical wrong ones (each autograded
+# (student): (edits to the solution, expected score of 12); a right one and a typical wrong one (each autograded
 # submission costs a kernel: the suite's time)
 SUBMISSIONS = {
     "alice": ((), 12),
     # no T^2 in the gradient: its 4 points, and the experiment's 2 (the gap to the limit grows with T)
     "bob": ((("return T * (q - p) / len(z)", "return (q - p) / (len(z) * T)"),), 6),
-    # the limit without centring the rows: its 3 points and the experiment's 2 (the gap stops closing)
-    "dave": ((("zc, vc = z - z.mean(dim=1, keepdim=True), v - v.mean(dim=1, keepdim=True)", "zc, vc = z, v"),), 7),
 }
 
 

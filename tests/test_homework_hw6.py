@@ -104,15 +104,12 @@ def test_check_accepts_right_answers(case, capsys):
     assert capsys.readouterr().out.count("✓") == 2
 
 
-# (student): (edits to the solution, expected score of 10); a right one and two typical wrong ones (each autograded
+# (student): (edits to the solution, expected score of 10); a right one and a typical wrong one (each autograded
 # submission costs a kernel and six small trainings: the suite's time)
 SUBMISSIONS = {
     "alice": ((), 10),
     # KL(student || teacher): its 3 points (the experiment's KL ordering still holds: it asserts the direction)
     "bob": ((("return float(F.kl_div(log_q, log_p,", "return float(F.kl_div(log_p, log_q,"),), 7),
-    # the copied share over all rows: its 3 points (distilled students still copy more: the experiment passes)
-    "carol": ((("return float((says[wrong] == said[wrong]).double().mean())",
-                "return float(((says == said) & wrong).double().mean())"),), 7),
 }
 
 
