@@ -580,15 +580,37 @@ WRONG = {
 @pytest.mark.filterwarnings("ignore:reduction:UserWarning")
 @pytest.mark.filterwarnings("error::UserWarning:kdlib")  # a check itself warns nobody
 def test_check_names_the_mistake(case):
-    check, fn, message = WRONG[case]
+    names_the_mistake(*WRONG[case])
+
+
+def names_the_mistake(check, fn, message: str) -> None:
+    """``check(fn)`` fails with ``message`` in its text, wrapped to fit nbgrader's feedback page, which does not
+    wrap: "CheckFailed: " + 87 columns, then 100 (a word longer than that would stay whole: none is)."""
     with pytest.raises(checks.CheckFailed) as err:
         check(fn)
-    assert message in _flat(err.value), f"{case}: got {err.value}"
+    assert message in _flat(err.value), f"got {err.value}"
     assert isinstance(err.value, AssertionError)
-    # Wrapped to fit nbgrader's feedback page, which does not wrap: "CheckFailed: " + 87 columns,
-    # then 100 (a word longer than that would stay whole: none is).
     lines = f"CheckFailed: {err.value}".splitlines()
     assert max(len(line) for line in lines) <= 100, lines
+
+
+def accepts_on_two_inputs(check, fn, capsys) -> None:
+    """``check(fn)`` passes on its default inputs and on another seed's, printing its ✓ both times."""
+    check(fn)
+    check(fn, seed=21)
+    assert capsys.readouterr().out.count("✓") == 2
+
+
+def autograde_scores(tmp_path, assignment: str, submissions: dict) -> dict:
+    """nbgrader generate_assignment, autograde and export, hidden tests included, on the students' notebooks
+    ``{student: edits to the solution}`` (:func:`_submission`); returns ``{student: (score, max_score)}``."""
+    import csv
+
+    subs = {(student, assignment): _submission(assignment, *edits) for student, edits in submissions.items()}
+    course = _nbgrader(tmp_path, ["generate_assignment", assignment, "--force"], ["autograde", assignment],
+                       ["export"], submissions=subs)
+    return {r["student_id"]: (float(r["score"]), float(r["max_score"]))
+            for r in csv.DictReader(open(course / "grades.csv")) if r["assignment"] == assignment}
 
 
 @pytest.mark.parametrize("case", ["soft-target loss nan", "perturbation gives nan", "distillation nan"])

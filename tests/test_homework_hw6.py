@@ -1,14 +1,13 @@
 """kdlib.homework.hw6 (homework 6, after notebook 07): each check accepts right answers written in other
 ways and names the typical mistake; the generic tests of every assignment (solutions pass, stubs
 fail, release up to date, hidden tests) are in tests/test_homework.py."""
-import csv
 import math
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from test_homework import _nbgrader, _submission
+from test_homework import accepts_on_two_inputs, autograde_scores, names_the_mistake
 
 from kdlib import homework as checks
 from kdlib import when
@@ -79,10 +78,7 @@ WRONG = {  # case: (check, the student's function, a phrase of the message that 
 @pytest.mark.parametrize("case", sorted(WRONG))
 @pytest.mark.filterwarnings("ignore:reduction. 'mean' divides")  # torch's warning for that mistake
 def test_check_names_the_mistake(case):
-    check, fn, phrase = WRONG[case]
-    with pytest.raises(checks.CheckFailed) as e:
-        check(fn)
-    assert phrase in str(e.value).replace("\n", " ")
+    names_the_mistake(*WRONG[case])
 
 
 RIGHT = {  # right answers written in other ways than the solutions
@@ -98,10 +94,7 @@ RIGHT = {  # right answers written in other ways than the solutions
 
 @pytest.mark.parametrize("case", sorted(RIGHT))
 def test_check_accepts_right_answers(case, capsys):
-    check, fn = RIGHT[case]
-    check(fn)
-    check(fn, seed=21)
-    assert capsys.readouterr().out.count("✓") == 2
+    accepts_on_two_inputs(*RIGHT[case], capsys)
 
 
 # (student): (edits to the solution, expected score of 10); a right one and a typical wrong one (each autograded
@@ -116,10 +109,5 @@ SUBMISSIONS = {
 def test_autograde_grades_right_and_wrong_submissions(real_data, tmp_path):
     """nbgrader autograde + export, hidden tests included, on students' notebooks made from the exercise: each
     wrong submission loses exactly the points of the cells its mistake breaks."""
-    a = "hw6_fidelity"
-    subs = {(student, a): _submission(a, *edits) for student, (edits, _) in SUBMISSIONS.items()}
-    course = _nbgrader(tmp_path, ["generate_assignment", a, "--force"], ["autograde", a], ["export"],
-                       submissions=subs)
-    rows = [r for r in csv.DictReader(open(course / "grades.csv")) if r["assignment"] == a]
-    assert {r["student_id"]: float(r["score"]) for r in rows} == {s: score for s, (_, score) in SUBMISSIONS.items()}
-    assert {float(r["max_score"]) for r in rows} == {10}
+    scores = autograde_scores(tmp_path, "hw6_fidelity", {s: edits for s, (edits, _) in SUBMISSIONS.items()})
+    assert scores == {s: (score, 10) for s, (_, score) in SUBMISSIONS.items()}
