@@ -30,7 +30,7 @@
 # `kdlib.losses` inside your functions; `torch.softmax`, `F.log_softmax` and `F.kl_div` are allowed.
 #
 # The data: the first 4,000 images of the training part of the course's fixed 48,000 / 12,000 split of
-# MNIST's training set (seed 42, as in notebooks 02-07) and the first 2,000 of MNIST's test set, with the
+# MNIST's training set (seed 42, the split the notebooks use) and the first 2,000 of MNIST's test set, with the
 # logits of a teacher that trains in seconds (a 784-512-10 MLP with dropout, about 91.5% test accuracy;
 # the first run trains it and saves a checkpoint), computed once: the teacher of homeworks 3 and 4.
 
