@@ -96,7 +96,7 @@ WRONG = {  # case: (check, the student's function, a phrase of the message that 
     "kdlib's loss": (GRAD, lambda z, v, T: hw5.autograd_grad(lambda x: losses.soft_target_loss(x, v, T), z),
                      "kdlib.losses.soft_target_loss"),
     "forward difference": (DIFF, _forward, "forward difference"),
-    "divided by eps": (DIFF, lambda f, z, eps=1e-6: hw5.central(f, z, eps, divisor=1.0), "not by 2 eps"),
+    "divided by eps": (DIFF, lambda f, z, eps=1e-6: 2 * hw5.central(f, z, eps), "not by 2 eps"),
     "all elements at once": (DIFF, lambda f, z, eps=1e-6: ((f(z.double() + eps) - f(z.double() - eps)) / (2 * eps))
                              .expand(z.shape), "every element of z at once"),
     "own eps": (DIFF, lambda f, z, eps=1e-6: hw5.central(f, z, 1e-6), "does not depend on eps"),

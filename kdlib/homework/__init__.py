@@ -9,8 +9,8 @@ instead of ``'batchmean'``, alpha on the wrong term, a softmax over the wrong di
 ``log(softmax(...))`` at large logits, noise added instead of multiplied, and so on.
 
 Every call of your function is validated the same way (a tensor of the right shape, finite, or one number
-where a check asks for one; its inputs left unchanged), runs under a time limit (``KDLIB_CHECK_TIME_LIMIT`` seconds, default 10,
-on Linux and macOS), and may not call kdlib's own implementation of what you are writing
+where a check asks for one; its inputs left unchanged), runs under a time limit (``KDLIB_CHECK_TIME_LIMIT``
+seconds, default 10, on Linux and macOS), and may not call kdlib's own implementation of what you are writing
 (``kdlib.losses``, ``kdlib.when``'s measures, autograd in homework 5; nor torch's softmax inside ``softmax_t``):
 calling it proves nothing.
 

@@ -427,12 +427,18 @@ def unchanged(before: torch.Tensor, after: torch.Tensor, name: str, arg: str) ->
              f"or `{arg}.mul_(...)`?). Compute a new tensor and leave the input as it was.")
 
 
+def first_mistake(values, args, mistakes, rtol: float = 1e-4, atol: float = 1e-6) -> None:
+    """Fail with the message of the first mistake ``(message, formula)`` whose formula, on each input of
+    ``args``, reproduces the student's value for it (within ``rtol``, ``atol``: :func:`close`)."""
+    for msg, formula in mistakes:
+        if all(close(val, formula(*a), rtol=rtol, atol=atol) for val, a in zip(values, args)):
+            fail(msg)
+
+
 def diagnose(values, refs, args, mistakes, name, describe):
     """Fail naming the first mistake whose formula reproduces all the student's values, else the
     first input where the student's value is wrong."""
-    for msg, formula in mistakes:
-        if all(close(val, formula(*a)) for val, a in zip(values, args)):
-            fail(msg)
+    first_mistake(values, args, mistakes)
     for val, ref, a in zip(values, refs, args):
         if not close(val, ref):
             fail(f"{describe(*a)}: your {name} gives {float(val):.6g}, the right value is "

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import losses
-from ._common import KDLIB_LOSSES, Student, _label, close, fail, finite, graded, listing, ok
+from ._common import KDLIB_LOSSES, Student, _label, close, fail, finite, first_mistake, graded, listing, ok
 
 __all__ = ["check_soft_target_grad", "check_central_difference", "check_logit_matching_grad"]
 
@@ -54,13 +54,6 @@ def _matrix(student: Student, args: tuple, shape: tuple, protect: tuple, where: 
     out = student.tensor(*args, shape=shape, protect=protect)
     finite(out, student.name, where)
     return out.detach().double()
-
-
-def _first_mistake(values: list, args: list, mistakes: list) -> None:
-    """Fail with the message of the first mistake whose formula gives every one of ``values``."""
-    for msg, formula in mistakes:
-        if all(close(val, formula(*a), rtol=1e-6, atol=1e-12) for val, a in zip(values, args)):
-            fail(msg)
 
 
 def _wrong_by(val: torch.Tensor, ref: torch.Tensor, name: str, where: str, what: str) -> None:
@@ -123,7 +116,7 @@ def check_soft_target_grad(fn, *, N: int = 8, C: int = 10, temperatures: tuple =
         args.append((z, v, T))
     refs = [autograd_grad(lambda x, v=v, T=T: losses.soft_target_loss(x, v, T), z) for z, v, T in args]
     if not all(close(val, r, rtol=1e-6, atol=1e-12) for val, r in zip(values, refs)):
-        _first_mistake(values, args, soft_grad_mistakes(N, C))
+        first_mistake(values, args, soft_grad_mistakes(N, C), rtol=1e-6, atol=1e-12)
         val, ref, (_, _, T) = next((val, r, a) for val, r, a in zip(values, refs, args)
                                    if not close(val, r, rtol=1e-6, atol=1e-12))
         _wrong_by(val, ref, name, f"at T={T:g}", "autograd's gradient of the loss")
@@ -151,11 +144,10 @@ def _unit(z: torch.Tensor, i: int, eps: float) -> torch.Tensor:
     return e.view(z.shape)
 
 
-def central(f, z: torch.Tensor, eps: float, divisor: float = 2.0) -> torch.Tensor:
-    """The central difference (f(z + eps e_i) - f(z - eps e_i)) / (2 eps) for every element i, in float64
-    (``divisor`` 1: the mistake of dividing by eps)."""
+def central(f, z: torch.Tensor, eps: float) -> torch.Tensor:
+    """The central difference (f(z + eps e_i) - f(z - eps e_i)) / (2 eps) for every element i, in float64."""
     z = z.detach().double()
-    parts = [(f(z + _unit(z, i, eps)) - f(z - _unit(z, i, eps))) / (divisor * eps) for i in range(z.numel())]
+    parts = [(f(z + _unit(z, i, eps)) - f(z - _unit(z, i, eps))) / (2 * eps) for i in range(z.numel())]
     return torch.stack(parts).view(z.shape)
 
 
@@ -166,7 +158,7 @@ def difference_mistakes(eps: float):
          "a central difference's like eps^2. Use (f(z + eps e_i) - f(z - eps e_i)) / (2 eps).",
          lambda f, z: torch.stack([(f(z + _unit(z, i, eps)) - f(z)) / eps for i in range(z.numel())]).view(z.shape)),
         ("your differences are divided by eps, not by 2 eps: z + eps e_i and z - eps e_i are 2 eps apart.",
-         lambda f, z: central(f, z, eps, divisor=1.0)),
+         lambda f, z: 2 * central(f, z, eps)),
         ("you moved every element of z at once (z + eps): that gives the sum of all the partial derivatives "
          "in every entry. Move one element at a time: z + eps e_i, where e_i is 1 at element i and 0 elsewhere.",
          lambda f, z: ((f(z + eps) - f(z - eps)) / (2 * eps)).expand(z.shape)),
@@ -195,8 +187,10 @@ def check_central_difference(fn, *, shape: tuple = (3, 4), eps: float = 0.1, see
     finite(val, name, f"on f(z) = sum(z^3) with eps {eps:g}:")
     val = val.detach()
     ref = central(_cube, z, eps)  # = 3 z^2 + eps^2, for a cube
+    # 1e-9: a central difference written otherwise rounds differently by about 1e-13 (f ~ 500, float64, / 0.2),
+    # against entries >= 0.75; a forward difference is off by 3 z eps, 1e-2 of them
     if not close(val, ref, rtol=1e-9, atol=1e-12):
-        _first_mistake([val], [(_cube, z)], difference_mistakes(eps))
+        first_mistake([val], [(_cube, z)], difference_mistakes(eps), rtol=1e-6, atol=1e-12)
         err = (val - ref).abs().max()
         fail(f"on f(z) = sum(z^3) with eps {eps:g} your gradient differs from the central difference (3 z^2 + "
              f"eps^2 for a cube) by up to {err:.3g}: for z = {z.flatten()[:3].tolist()} it should begin "
@@ -253,7 +247,7 @@ def check_logit_matching_grad(fn, *, N: int = 8, C: int = 10, seed: int = 4) -> 
     val = _matrix(student, (z.clone(), v.clone()), (N, C), ("z", "v"), "")
     ref = ((z - z.mean(1, keepdim=True)) - (v - v.mean(1, keepdim=True))) / (N * C)
     if not close(val, ref, rtol=1e-6, atol=1e-12):
-        _first_mistake([val], [(z, v)], limit_mistakes(N, C))
+        first_mistake([val], [(z, v)], limit_mistakes(N, C), rtol=1e-6, atol=1e-12)
         _wrong_by(val, ref, name, "", "the limit ((z - mean z) - (v - mean v)) / (N C)")
     T = 1e4
     at_T = autograd_grad(lambda x: losses.soft_target_loss(x, v, T), z)

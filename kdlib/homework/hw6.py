@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import when
-from ._common import KDLIB_LOSSES, CheckFailed, Student, close, fail, graded, ok
+from ._common import KDLIB_LOSSES, CheckFailed, Student, fail, first_mistake, graded, ok
 
 __all__ = ["check_agreement", "check_teacher_student_kl", "check_copied_mistakes"]
 
@@ -38,10 +38,9 @@ def _number(student: Student, args: tuple, protect: tuple, none: str = "did you 
 
 
 def _first_mistake(value: float, mistakes: list) -> None:
-    """Fail with the message of the first mistake whose value is ``value``."""
-    for msg, wrong in mistakes:
-        if close(torch.tensor(value), torch.tensor(float(wrong)), rtol=1e-6, atol=1e-9):
-            fail(msg)
+    """Fail with the message of the first ``(message, wrong value)`` whose value is ``value``."""
+    formulas = [(msg, lambda w=wrong: torch.tensor(float(w))) for msg, wrong in mistakes]
+    first_mistake([torch.tensor(value)], [()], formulas, rtol=1e-6, atol=1e-9)
 
 
 def _logits(N: int, C: int, seed: int, same: float) -> tuple[torch.Tensor, torch.Tensor]:
